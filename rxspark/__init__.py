@@ -1,0 +1,83 @@
+"""rxspark: RevoScaleR's rxExec for Python, on local processes and Apache Spark.
+
+Run any Python function many times in parallel, with per-call arguments,
+chunking, exported objects, reproducible parallel random numbers, partial
+failure and non-blocking jobs::
+
+    from rxspark import rx_exec, rx_elem_arg
+    rx_exec(pow, rx_elem_arg(range(10)), 2)
+
+Importing this package does not import pyspark; only using ``RxSpark`` does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .api import rx_exec, rx_get_compute_context, rx_set_compute_context
+from .contexts.base import ComputeContext
+from .contexts.executor import RxForeachDoPar
+from .contexts.local import RxLocalParallel, RxLocalSeq
+from .errors import (
+    RxArgumentError,
+    RxArgumentTypeError,
+    RxError,
+    RxJobCanceledError,
+    RxJobError,
+    RxMissingExtraError,
+    RxSparkUnavailableError,
+    RxTaskError,
+    RxTaskFailureWarning,
+    RxWorkerLostError,
+)
+from .jobs import RxJob
+from .options import rx_options
+from .plan import rx_elem_arg
+from .rng import rng
+
+__version__ = "0.1.0"
+
+# Names whose modules import pyspark (lazily, on use): resolved on first access.
+_LAZY = {
+    "RxSpark": "rxspark.contexts.spark",
+    "rx_spark_connect": "rxspark.contexts.spark",
+    "rx_spark_disconnect": "rxspark.contexts.spark",
+    "rx_get_pyspark_connection": "rxspark.contexts.spark",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rxspark' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "ComputeContext",
+    "RxArgumentError",
+    "RxArgumentTypeError",
+    "RxError",
+    "RxForeachDoPar",
+    "RxJob",
+    "RxJobCanceledError",
+    "RxJobError",
+    "RxLocalParallel",
+    "RxLocalSeq",
+    "RxMissingExtraError",
+    "RxSparkUnavailableError",
+    "RxTaskError",
+    "RxTaskFailureWarning",
+    "RxWorkerLostError",
+    "rng",
+    "rx_elem_arg",
+    "rx_exec",
+    "rx_get_compute_context",
+    "rx_options",
+    "rx_set_compute_context",
+    *_LAZY,
+]

@@ -1,0 +1,242 @@
+"""rx_exec and the active compute context.
+
+``rx_exec`` parses and validates its arguments into a :class:`~rxspark.plan.TaskPlan`
+(nothing runs before that succeeds), creates an :class:`~rxspark.jobs.RxJob`
+and hands it to the compute context: in this thread when waiting, in a
+background thread otherwise.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import types
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .contexts.base import ComputeContext
+from .contexts.local import RxLocalParallel, RxLocalSeq
+from .errors import RxArgumentError, RxArgumentTypeError
+from .jobs import RxJob
+from .plan import _check_bool, build_plan, rx_elem_arg
+
+__all__ = ["rx_exec", "rx_elem_arg", "rx_set_compute_context", "rx_get_compute_context"]
+
+_active: ComputeContext = RxLocalSeq()
+_active_lock = threading.Lock()
+
+_NAMES = {
+    "local": "RxLocalSeq",
+    "rxlocalseq": "RxLocalSeq",
+    "localpar": "RxLocalParallel",
+    "rxlocalparallel": "RxLocalParallel",
+    "spark": "RxSpark",
+    "rxspark": "RxSpark",
+    "dopar": "RxForeachDoPar",
+    "rxforeachdopar": "RxForeachDoPar",
+}
+
+
+def _context_from(value: Any, argument: str) -> ComputeContext:
+    if isinstance(value, ComputeContext):
+        return value
+    if isinstance(value, str):
+        kind = _NAMES.get(value.lower())
+        if kind == "RxLocalSeq":
+            return RxLocalSeq()
+        if kind == "RxLocalParallel":
+            return RxLocalParallel()
+        if kind == "RxSpark":
+            from .contexts.spark import RxSpark
+
+            return RxSpark()
+        if kind == "RxForeachDoPar":
+            raise RxArgumentError(
+                f"{argument}: 'dopar' needs an executor; pass RxForeachDoPar(executor) "
+                "(e.g. RxForeachDoPar(concurrent.futures.ThreadPoolExecutor(4)))"
+            )
+        raise RxArgumentError(
+            f"{argument}: unknown compute context name {value!r}; use a context object or one of "
+            "'local'/'RxLocalSeq', 'localpar'/'RxLocalParallel', 'spark'/'RxSpark', 'dopar'/'RxForeachDoPar'"
+        )
+    raise RxArgumentTypeError(f"{argument} must be a compute context or its name, got {type(value).__name__}")
+
+
+def rx_set_compute_context(compute_context: ComputeContext | str) -> ComputeContext:
+    """Make ``compute_context`` the active context.
+
+    Args:
+        compute_context: A context object or a name: ``"local"``/``"RxLocalSeq"``,
+            ``"localpar"``/``"RxLocalParallel"``, ``"spark"``/``"RxSpark"``
+            (``"dopar"`` needs an executor, so pass an ``RxForeachDoPar`` object).
+
+    Returns:
+        The previously active context.
+    """
+    global _active
+    context = _context_from(compute_context, "compute_context")
+    with _active_lock:
+        previous, _active = _active, context
+    return previous
+
+
+def rx_get_compute_context() -> ComputeContext:
+    """Return the active compute context (``RxLocalSeq`` unless set)."""
+    return _active
+
+
+def rx_exec(
+    function: Callable[..., Any],
+    *call_args: Any,
+    elem_args: Sequence[Any] | dict[str, Any] | None = None,
+    elem_type: str = "nodes",
+    once_per_elem: bool = False,
+    times_to_run: int = -1,
+    packages_to_load: Sequence[str] | None = None,
+    exec_objects: dict[str, Any] | Sequence[str] | None = None,
+    task_chunk_size: int | None = None,
+    console_output: bool | None = None,
+    auto_cleanup: bool | None = None,
+    continue_on_failure: bool = True,
+    rng_seed: int | str | None = None,
+    rng_kind: str | None = None,
+    rng_scope: str = "chunk",
+    compute_context: ComputeContext | str | None = None,
+    wait: bool | None = None,
+    callback: Callable[[Any], Any] | None = None,
+    args: dict[str, Any] | list[dict[str, Any]] | None = None,
+    local_state: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Run ``function`` once per task, in parallel on a compute context.
+
+    Args:
+        function: The function to run.
+        *call_args: Positional arguments for every call; wrap one in ``rx_elem_arg``
+            to give call *i* its *i*-th value.
+        elem_args: One entry per call (dict -> keyword arguments, tuple ->
+            positional arguments, anything else -> the first positional
+            argument), or a dict name -> entry for named results.
+        elem_type: ``"nodes"`` or ``"cores"``: what one task per compute element means.
+        once_per_elem: Run exactly once on each node (``elem_type="nodes"`` only).
+        times_to_run: Number of tasks; -1 takes it from the per-call arguments.
+        packages_to_load: Modules imported on each worker and bound as globals of ``function``.
+        exec_objects: Objects visible as globals of ``function`` on the workers:
+            a dict, or names looked up in the caller's frame.
+        task_chunk_size: Tasks per chunk; None spreads the tasks over the context's parallelism.
+        console_output: Print each task's output when results are collected (None: context's setting).
+        auto_cleanup: Delete job artifacts once results are returned (None: context's setting).
+        continue_on_failure: Keep going when a task raises (its slot holds an ``RxTaskError``).
+        rng_seed: None, a non-negative int, or ``"auto"``: seeds reproducible parallel streams.
+        rng_kind: Generator kind (``"PCG64"`` default, see ``rxspark.rng.ALL_KINDS``).
+        rng_scope: ``"chunk"`` (one stream per chunk) or ``"task"`` (one per task).
+        compute_context: A context object or name for this call only.
+        wait: Block for the results (None: the context's setting) or return an ``RxJob``.
+        callback: Called on the driver with each task's result as chunks complete.
+        args: revoscalepy form: a dict of keyword arguments for every call, or a list of dicts, one call each.
+        local_state: revoscalepy form of ``exec_objects`` (a dict).
+        **kwargs: Keyword arguments for every call (``rx_elem_arg`` for per-call values).
+
+    Returns:
+        A list of results in task order (a dict for named ``elem_args`` or
+        ``once_per_elem``), or an ``RxJob`` when not waiting.
+
+    Raises:
+        RxArgumentError: A bad argument value, before anything runs.
+        RxArgumentTypeError: A bad argument type, or arguments that do not fit ``function``.
+        RxTaskError: ``continue_on_failure=False`` and a task failed.
+    """
+    return submit(
+        function,
+        args_=call_args,
+        kwargs=kwargs,
+        frame=sys._getframe(1),
+        elem_args=elem_args,
+        elem_type=elem_type,
+        once_per_elem=once_per_elem,
+        times_to_run=times_to_run,
+        packages_to_load=packages_to_load,
+        exec_objects=exec_objects,
+        task_chunk_size=task_chunk_size,
+        console_output=console_output,
+        auto_cleanup=auto_cleanup,
+        continue_on_failure=continue_on_failure,
+        rng_seed=rng_seed,
+        rng_kind=rng_kind,
+        rng_scope=rng_scope,
+        compute_context=compute_context,
+        wait=wait,
+        callback=callback,
+        rx_args=args,
+        local_state=local_state,
+    )
+
+
+def submit(
+    function: Any,
+    *,
+    args_: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    frame: types.FrameType | None,
+    elem_args: Any,
+    elem_type: Any,
+    once_per_elem: Any,
+    times_to_run: Any,
+    packages_to_load: Any,
+    exec_objects: Any,
+    task_chunk_size: Any,
+    console_output: Any,
+    auto_cleanup: Any,
+    continue_on_failure: Any,
+    rng_seed: Any,
+    rng_kind: Any,
+    rng_scope: Any,
+    compute_context: Any,
+    wait: Any,
+    callback: Any,
+    rx_args: Any,
+    local_state: Any,
+) -> Any:
+    """Validate, plan and start one job (the body of ``rx_exec`` and its compat forms)."""
+    _check_bool("console_output", console_output, allow_none=True)
+    _check_bool("auto_cleanup", auto_cleanup, allow_none=True)
+    _check_bool("continue_on_failure", continue_on_failure)
+    _check_bool("wait", wait, allow_none=True)
+    if callback is not None and not callable(callback):
+        raise RxArgumentTypeError(f"callback must be callable or None, got {type(callback).__name__}")
+    context = _active if compute_context is None else _context_from(compute_context, "compute_context")
+
+    plan = build_plan(
+        function,
+        args_,
+        kwargs,
+        elem_args=elem_args,
+        elem_type=elem_type,
+        once_per_elem=once_per_elem,
+        times_to_run=times_to_run,
+        packages_to_load=packages_to_load,
+        context_packages=context.packages_to_load,
+        exec_objects=exec_objects,
+        task_chunk_size=task_chunk_size,
+        rng_seed=rng_seed,
+        rng_kind=rng_kind,
+        rng_scope=rng_scope,
+        rx_args=rx_args,
+        local_state=local_state,
+        parallelism=context.parallelism(),
+        nodes=context.nodes,
+        frame=frame,
+    )
+    job = RxJob(
+        plan,
+        context,
+        continue_on_failure=continue_on_failure,
+        console_output=context.console_output if console_output is None else console_output,
+        auto_cleanup=context.auto_cleanup if auto_cleanup is None else auto_cleanup,
+        callback=callback,
+    )
+    if not (context.wait if wait is None else wait):
+        job.start_background()
+        return job
+    job.run()
+    return job.result()

@@ -1,0 +1,1 @@
+"""Compatibility layers for code ported from Microsoft's R Server libraries."""

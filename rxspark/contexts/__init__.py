@@ -1,0 +1,1 @@
+"""Compute contexts: where the chunks of a job run."""

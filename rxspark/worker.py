@@ -1,0 +1,378 @@
+"""run_chunk: the one function every compute context runs on its workers.
+
+For one chunk it loads the job's payload (once per worker process, cached by
+key), imports ``packages_to_load``, installs exec objects as globals of the
+function, starts the RNG stream(s), runs the tasks in order while capturing
+their output and timing them, and turns user exceptions into
+:class:`~rxspark.errors.RxTaskError` records. Results travel back as one
+:class:`ChunkResult`; user errors are data, so no engine ever retries them.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import io
+import os
+import socket
+import sys
+import threading
+import time
+import traceback
+import types
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import cloudpickle
+
+from .errors import RxTaskError
+from .plan import Chunk, Payload
+from .rng import Streams
+
+# ---------------------------------------------------------------- payload refs
+
+
+class PayloadRef(Protocol):
+    """How a context ships the payload: a key for the cache and a way to load it."""
+
+    key: str
+
+    def load(self) -> Payload: ...
+
+
+@dataclass(frozen=True)
+class InlinePayload:
+    """The serialized payload travels with the reference (small payloads, remote executors)."""
+
+    key: str
+    blob: bytes
+
+    def load(self) -> Payload:
+        return cloudpickle.loads(self.blob)
+
+
+@dataclass(frozen=True)
+class FilePayload:
+    """The payload was written once to a private file every worker can read."""
+
+    key: str
+    path: str
+
+    def load(self) -> Payload:
+        with open(self.path, "rb") as f:
+            return cloudpickle.load(f)
+
+
+@dataclass(frozen=True)
+class LocalPayload:
+    """In-process contexts: the payload object itself; nothing is deserialized."""
+
+    key: str
+    payload: Payload
+
+    def load(self) -> Payload:
+        return self.payload
+
+
+@dataclass
+class _Prepared:
+    payload: Payload
+    function: Any
+
+
+_CACHE_SIZE = 4
+_cache: OrderedDict[str, _Prepared] = OrderedDict()
+_cache_lock = threading.Lock()
+# Counters for tests and diagnostics: how often this process deserialized a payload.
+stats: dict[str, int] = {"payload_loads": 0}
+
+
+def _bind_globals(function: Any, extra: dict[str, Any]) -> Any:
+    """A copy of ``function`` whose globals also hold ``extra``.
+
+    The user's own function object (and module) is never modified: in-process
+    contexts run in the driver, where that would leak into the user's namespace.
+    """
+    if isinstance(function, types.FunctionType):
+        namespace = dict(function.__globals__)
+        namespace.update(extra)
+        bound = types.FunctionType(
+            function.__code__, namespace, function.__name__, function.__defaults__, function.__closure__
+        )
+        bound.__kwdefaults__ = function.__kwdefaults__
+        bound.__dict__.update(function.__dict__)
+        bound.__qualname__ = function.__qualname__
+        bound.__module__ = function.__module__
+        bound.__doc__ = function.__doc__
+        return bound
+    if isinstance(function, types.MethodType):
+        return types.MethodType(_bind_globals(function.__func__, extra), function.__self__)
+    return functools.partial(_bind_globals(function.func, extra), *function.args, **function.keywords)
+
+
+class PackageImportError(Exception):
+    """A module of packages_to_load could not be imported on this worker."""
+
+
+def _prepare(payload: Payload, node: str) -> _Prepared:
+    extra = dict(payload.exec_objects)
+    for name in payload.packages:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001 - reported per task
+            raise PackageImportError(
+                f"packages_to_load: cannot import {name!r} on node {node}: {type(exc).__name__}: {exc}"
+            ) from exc
+        top = name.split(".")[0]
+        extra[top] = sys.modules[top]
+    function = _bind_globals(payload.function, extra) if extra else payload.function
+    return _Prepared(payload, function)
+
+
+def _load(ref: PayloadRef, node: str) -> tuple[_Prepared, bool]:
+    with _cache_lock:
+        prepared = _cache.get(ref.key)
+        if prepared is not None:
+            _cache.move_to_end(ref.key)
+            return prepared, False
+    payload = ref.load()
+    if not isinstance(ref, LocalPayload):
+        stats["payload_loads"] += 1
+    prepared = _prepare(payload, node)
+    with _cache_lock:
+        _cache[ref.key] = prepared
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return prepared, True
+
+
+def forget(key: str) -> None:
+    """Drop a job's payload from this process's cache."""
+    with _cache_lock:
+        _cache.pop(key, None)
+
+
+# ---------------------------------------------------------------- output capture
+
+_capture = threading.local()
+
+
+class _ThreadStream(io.TextIOBase):
+    """Stands in for sys.stdout/sys.stderr: writes of a thread running a task go
+    to that task's buffer, everything else to the original stream."""
+
+    def __init__(self, original: Any) -> None:
+        self.original = original
+
+    def write(self, text: str) -> int:
+        buffer = getattr(_capture, "buffer", None)
+        if buffer is None:
+            return self.original.write(text)
+        return buffer.write(text)
+
+    def flush(self) -> None:
+        if getattr(_capture, "buffer", None) is None and self.original is not None:
+            self.original.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.original, "encoding", "utf-8")
+
+
+_install_lock = threading.Lock()
+_install_count = 0
+_saved_streams: tuple[Any, Any] | None = None
+
+
+class _Capture:
+    """Route this thread's stdout/stderr into one buffer for the chunk."""
+
+    def __enter__(self) -> io.StringIO:
+        global _install_count, _saved_streams
+        with _install_lock:
+            if _install_count == 0:
+                _saved_streams = (sys.stdout, sys.stderr)
+                sys.stdout = _ThreadStream(sys.stdout)  # type: ignore[assignment]
+                sys.stderr = _ThreadStream(sys.stderr)  # type: ignore[assignment]
+            _install_count += 1
+        _capture.buffer = io.StringIO()
+        return _capture.buffer
+
+    def __exit__(self, *exc: Any) -> None:
+        global _install_count
+        _capture.buffer = None
+        with _install_lock:
+            _install_count -= 1
+            if _install_count == 0 and _saved_streams is not None:
+                sys.stdout, sys.stderr = _saved_streams
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass
+class ChunkResult:
+    """What one chunk sends back. ``values`` (in-process) or ``values_blob`` is set."""
+
+    index: int
+    start: int
+    stop: int
+    node: str
+    pid: int
+    values: list[Any] | None = None
+    values_blob: bytes | None = None
+    errors: dict[int, RxTaskError] = field(default_factory=dict)
+    causes: dict[int, bytes] = field(default_factory=dict)
+    output: str = ""
+    offsets: list[int] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    payload_loaded: bool = False
+
+    def get_values(self) -> list[Any]:
+        if self.values is None:
+            self.values = cloudpickle.loads(self.values_blob) if self.values_blob is not None else [None] * (self.stop - self.start)
+            self.values_blob = None
+        return self.values
+
+    def task_output(self, local_index: int) -> str:
+        if not self.offsets:
+            return ""
+        return self.output[self.offsets[local_index] : self.offsets[local_index + 1]]
+
+
+def _task_error(task: int, chunk: int, exc: BaseException, node: str, skip_frames: int = 1) -> tuple[RxTaskError, bytes | None]:
+    tb = exc.__traceback__
+    for _ in range(skip_frames):  # drop rxspark's own frames
+        if tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    error = RxTaskError(task, chunk, type(exc).__qualname__, str(exc), text, node)
+    try:
+        exc.__traceback__ = None
+        cause = cloudpickle.dumps(exc)
+    except Exception:  # noqa: BLE001 - the record alone still says everything
+        cause = None
+    return error, cause
+
+
+def _serialize_values(values: list[Any], result: ChunkResult, node: str) -> bytes:
+    try:
+        return cloudpickle.dumps(values)
+    except Exception:  # noqa: BLE001 - find which task's result is the problem
+        pass
+    for local, value in enumerate(values):
+        try:
+            cloudpickle.dumps(value)
+        except Exception as exc:  # noqa: BLE001
+            task = result.start + local
+            result.errors[task] = RxTaskError(
+                task,
+                result.index,
+                "RxResultSerializationError",
+                f"the result of type {type(value).__module__}.{type(value).__qualname__} cannot be serialized: "
+                f"{type(exc).__name__}: {exc}",
+                "",
+                node,
+            )
+            values[local] = None
+    return cloudpickle.dumps(values)
+
+
+def default_node() -> str:
+    return socket.gethostname()
+
+
+class ChunkCanceled(Exception):
+    """The job was canceled while this chunk ran (in-process contexts only)."""
+
+
+def run_chunk(
+    ref: PayloadRef,
+    chunk: Chunk,
+    serialize_results: bool = True,
+    node: str | None = None,
+    stop: threading.Event | None = None,
+) -> ChunkResult:
+    """Run every task of ``chunk`` in order and report the results.
+
+    Args:
+        ref: Where the job's payload comes from (cached per process by ``ref.key``).
+        chunk: The chunk to run.
+        serialize_results: Serialize the values (remote workers) or keep them
+            as objects (in-process contexts).
+        node: Name of the node reported with errors; defaults to the host name.
+        stop: In-process contexts only: checked between tasks; once set, the
+            chunk ends with :class:`ChunkCanceled`.
+
+    Returns:
+        The chunk's values, errors, captured output and timings.
+    """
+    node = node or default_node()
+    result = ChunkResult(chunk.index, chunk.start, chunk.stop, node, os.getpid())
+    n = chunk.stop - chunk.start
+    try:
+        prepared, result.payload_loaded = _load(ref, node)
+    except PackageImportError as exc:
+        values: list[Any] = [None] * n
+        for task in range(chunk.start, chunk.stop):
+            result.errors[task] = RxTaskError(task, chunk.index, "ModuleNotFoundError", str(exc), "", node)
+        result.values_blob = cloudpickle.dumps(values) if serialize_results else None
+        result.values = None if serialize_results else values
+        return result
+
+    payload = prepared.payload
+    function = prepared.function
+    calls = chunk.get_calls()
+    args, kwargs = payload.args, payload.kwargs
+    pos_slots, kw_slots = payload.pos_slots, payload.kw_slots
+    per_task_stream = payload.rng is not None and payload.rng.scope == "task"
+    values = []
+    offsets = [0]
+    times = []
+    clock = time.perf_counter
+    with Streams(payload.rng) as streams, _Capture() as buffer:
+        if not per_task_stream:
+            streams.start(chunk.index)
+        for local in range(n):
+            task = chunk.start + local
+            if stop is not None and stop.is_set():
+                raise ChunkCanceled(chunk.index)
+            if per_task_stream:
+                streams.start(task)
+            if calls is None:
+                call_args, call_kwargs = args, kwargs
+            else:
+                call_list = list(args)
+                for pos, col in pos_slots:
+                    call_list[pos] = calls.columns[col][local]
+                call_kwargs = dict(kwargs)
+                for key, col in kw_slots:
+                    call_kwargs[key] = calls.columns[col][local]
+                if calls.entries is not None:
+                    entry_args, entry_kwargs = calls.entries[local]
+                    call_list[:0] = entry_args
+                    call_kwargs.update(entry_kwargs)
+                call_args = call_list
+            began = clock()
+            try:
+                values.append(function(*call_args, **call_kwargs))
+            except (Exception, SystemExit) as exc:
+                values.append(None)
+                result.errors[task], cause = _task_error(task, chunk.index, exc, node)
+                if cause is not None:
+                    result.causes[task] = cause
+            times.append(clock() - began)
+            offsets.append(buffer.tell())
+        output = buffer.getvalue()
+    result.output = output if output else ""
+    result.offsets = offsets if output else []
+    result.times = times
+    if serialize_results:
+        result.values_blob = _serialize_values(values, result, node)
+    else:
+        result.values = values
+    return result
