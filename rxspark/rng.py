@@ -7,7 +7,7 @@ every compute context and on every retry of a chunk:
 
 * ``rxspark.rng()``: a ``numpy.random.Generator`` over the chosen bit generator,
   seeded with ``SeedSequence(seed, spawn_key=(index,))`` (NumPy's recommended
-  way to make independent parallel streams), or an mkl-random ``RandomState``
+  way to make independent parallel streams), or an mkl-random ``MKLRandomState``
   for Intel VSL kinds (MT2203 uses substream ``index`` of the family);
 * the stdlib ``random`` module and NumPy's legacy global state, reseeded at
   each stream start from child sequences of the same ``SeedSequence``, so code
@@ -146,9 +146,9 @@ def _make_generator(spec: RngSpec, index: int) -> Any:
         # One seed for the family, one member per stream: the VSL way to get
         # independent MT2203 streams.
         words = np.random.SeedSequence(spec.seed).generate_state(4, np.uint32)
-        return mkl_random.RandomState(words, brng=("MT2203", index))
+        return mkl_random.MKLRandomState(words, brng=("MT2203", index))
     words = np.random.SeedSequence(spec.seed, spawn_key=(index,)).generate_state(8, np.uint32)
-    return mkl_random.RandomState(words, brng=spec.kind)
+    return mkl_random.MKLRandomState(words, brng=spec.kind)
 
 
 _current = threading.local()

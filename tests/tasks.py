@@ -35,7 +35,8 @@ def constant():
 
 
 def draw(size=3):
-    return rxspark.rng().random(size).tolist()
+    # uniform() exists on numpy Generators and on mkl-random RandomStates alike.
+    return rxspark.rng().uniform(size=size).tolist()
 
 
 def draw_globals(size=3):
@@ -44,11 +45,11 @@ def draw_globals(size=3):
 
 
 def draw_both(size=2):
-    return rxspark.rng().random(size).tolist() + [random.random() for _ in range(size)] + np.random.rand(size).tolist()
+    return rxspark.rng().uniform(size=size).tolist() + [random.random() for _ in range(size)] + np.random.rand(size).tolist()
 
 
 def uniforms(n=500):
-    return rxspark.rng().random(n) if hasattr(rxspark.rng(), "random") else rxspark.rng().random_sample(n)
+    return rxspark.rng().uniform(size=n)
 
 
 def fail_on(x, bad=(2,)):
