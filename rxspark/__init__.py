@@ -34,6 +34,7 @@ from .jobs import RxJob
 from .options import rx_options
 from .plan import rx_elem_arg
 from .rng import rng
+from .share import RxShared, RxShareError, rx_share
 
 __version__ = "0.1.0"
 
@@ -73,11 +74,14 @@ __all__ = [
     "RxTaskError",
     "RxTaskFailureWarning",
     "RxWorkerLostError",
+    "RxShareError",
+    "RxShared",
     "rng",
     "rx_elem_arg",
     "rx_exec",
     "rx_get_compute_context",
     "rx_options",
     "rx_set_compute_context",
+    "rx_share",
     *_LAZY,
 ]

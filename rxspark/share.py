@@ -61,6 +61,7 @@ __all__ = [
     "rx_share",
     "list_shares",
     "cleanup_job_shares",
+    "on_job_cleanup",
     "default_share_dir",
     "shares_dir",
     "exec_object_sizes",
@@ -121,10 +122,6 @@ def _dirname(location: str) -> str:
     if _is_uri(location):
         return location.rsplit("/", 1)[0]
     return os.path.dirname(location)
-
-
-def _basename(location: str) -> str:
-    return location.rstrip("/").rsplit("/", 1)[-1] if _is_uri(location) else os.path.basename(location)
 
 
 # One filesystem object per (scheme, authority) and process: S3/GCS clients are
@@ -937,6 +934,16 @@ def cleanup_job_shares(job_id: str, share_dir: str | os.PathLike[str] | None = N
             record.delete()
             deleted.append(record.path)
     return deleted
+
+
+def on_job_cleanup(job_id: str, share_dir: str) -> None:
+    """Job-store cleanup hook: delete the shares tagged with ``job_id``.
+
+    Has the signature of ``rxspark.store.register_cleanup_hook`` hooks, where
+    ``share_dir`` is the compute context's ``share_dir`` (the shares live in
+    its ``shared`` subdirectory).
+    """
+    cleanup_job_shares(job_id, shares_dir(share_dir))
 
 
 def _cache_drop_uri(uri: str) -> None:
