@@ -1,7 +1,9 @@
 """Shared fixtures: the compute contexts the conformance suite runs on.
 
-Every context is created once per test session (Spark sessions take seconds
-to start) and closed at the end.
+``cc`` is a session-scoped, parametrized fixture, so pytest groups all tests
+by context and each Spark session starts once. PySpark allows one
+SparkContext per process: the registry stops one Spark context before it
+starts another.
 """
 
 from __future__ import annotations
@@ -24,33 +26,61 @@ import rxspark  # noqa: E402
 cloudpickle.register_pickle_by_value(tasks)
 
 LOCAL_CONTEXTS = ["seq", "localpar", "dopar-thread"]
+SPARK_CONTEXTS = {
+    "spark-local": dict(master="local[2]"),
+    "spark-cluster": dict(master="local-cluster[2,1,1024]"),
+}
+ALL_CONTEXTS = LOCAL_CONTEXTS + [
+    pytest.param("spark-local", marks=pytest.mark.spark),
+    pytest.param("spark-cluster", marks=[pytest.mark.spark, pytest.mark.cluster]),
+]
+
+
+class ContextRegistry:
+    """Creates contexts on demand, keeps at most one Spark context alive."""
+
+    def __init__(self) -> None:
+        self.made: dict[str, rxspark.ComputeContext] = {}
+
+    def get(self, name: str) -> rxspark.ComputeContext:
+        if name in self.made:
+            return self.made[name]
+        if name in SPARK_CONTEXTS:
+            for other in [n for n in self.made if n in SPARK_CONTEXTS]:
+                self.made.pop(other).close()
+            self.made[name] = rxspark.RxSpark(**SPARK_CONTEXTS[name], progress=False).connect()
+        elif name == "seq":
+            self.made[name] = rxspark.RxLocalSeq()
+        elif name == "localpar":
+            self.made[name] = rxspark.RxLocalParallel(2)
+        elif name == "dopar-thread":
+            self.made[name] = rxspark.RxForeachDoPar(ThreadPoolExecutor(2))
+        else:
+            raise KeyError(name)
+        return self.made[name]
+
+    def close(self) -> None:
+        for cc in self.made.values():
+            cc.close()
+        self.made.clear()
+
+
+REGISTRY = ContextRegistry()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    REGISTRY.close()
 
 
 @pytest.fixture(scope="session")
-def _contexts():
-    made: dict[str, rxspark.ComputeContext] = {}
-    yield made
-    for cc in made.values():
-        cc.close()
+def registry() -> ContextRegistry:
+    return REGISTRY
 
 
-def make_context(name: str, made: dict) -> rxspark.ComputeContext:
-    if name not in made:
-        if name == "seq":
-            made[name] = rxspark.RxLocalSeq()
-        elif name == "localpar":
-            made[name] = rxspark.RxLocalParallel(2)
-        elif name == "dopar-thread":
-            made[name] = rxspark.RxForeachDoPar(ThreadPoolExecutor(2))
-        else:
-            raise KeyError(name)
-    return made[name]
-
-
-@pytest.fixture(params=LOCAL_CONTEXTS)
-def cc(request, _contexts):
+@pytest.fixture(scope="session", params=ALL_CONTEXTS)
+def cc(request):
     """Each compute context of the conformance suite."""
-    return make_context(request.param, _contexts)
+    return REGISTRY.get(request.param)
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ on RxSpark local[2] and a two-executor cluster.
 from __future__ import annotations
 
 import concurrent.futures
+import importlib.util
 import json
 import socket
 import warnings
@@ -20,6 +21,11 @@ import tasks
 import rxspark
 from rxspark import RxJob, RxTaskError, RxTaskFailureWarning, rx_elem_arg, rx_exec
 from rxspark.compat import revoscalepy
+from rxspark.rng import NUMPY_KINDS, VSL_KINDS
+
+needs_mkl = pytest.mark.skipif(
+    importlib.util.find_spec("mkl_random") is None, reason="mkl-random (extra 'mkl') is not installed"
+)
 
 SCALE = 7  # looked up by name through exec_objects=["SCALE"]
 
@@ -240,3 +246,14 @@ def test_revoscalepy_broadcasting(cc):
         ((), {"the_list": [0, 1, 2]})
     ] * 2
     assert revoscalepy.rx_exec(tasks.add, args={"x": [1, 2], "y": 1}, compute_context=cc) == [2, 3]
+
+
+# ------------------------------------------------------------------ reproducibility across contexts
+
+
+@pytest.mark.parametrize("kind", list(NUMPY_KINDS) + [pytest.param(k, marks=needs_mkl) for k in VSL_KINDS])
+@pytest.mark.parametrize("scope, chunk", [("chunk", 4), ("task", 3)])
+def test_seeded_results_equal_the_sequential_reference(cc, kind, scope, chunk):
+    """Same seed, kind, scope and chunk size: bit-identical to RxLocalSeq on every context."""
+    kwargs = dict(times_to_run=11, rng_seed=2024, rng_kind=kind, rng_scope=scope, task_chunk_size=chunk)
+    assert run(cc, tasks.draw_both, **kwargs) == rx_exec(tasks.draw_both, compute_context="local", **kwargs)

@@ -27,10 +27,10 @@ def draw_on(context, function=tasks.draw_both, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def local_contexts(_contexts):
-    from conftest import LOCAL_CONTEXTS, make_context
+def local_contexts(registry):
+    from conftest import LOCAL_CONTEXTS
 
-    return [make_context(name, _contexts) for name in LOCAL_CONTEXTS]
+    return [registry.get(name) for name in LOCAL_CONTEXTS]
 
 
 @pytest.mark.parametrize("kind", KINDS)
