@@ -1014,9 +1014,11 @@ def warn_if_large(name_to_size: Mapping[str, int], threshold: int | None = None,
         return []
     listed = ", ".join(f"{name!r} ({_human(size)})" for name, size in large.items())
     example = next(iter(large))
+    example = example if example.isidentifier() else "obj"
     warnings.warn(
         f"{what} {listed} exceed{'s' if len(large) == 1 else ''} rx_options()['exec_objects_warn_bytes'] = "
-        f"{_human(threshold)}: each is serialized with the job and copied to every worker. Store it once "
+        f"{_human(threshold)}: {'it is' if len(large) == 1 else 'each is'} serialized with the job and copied to "
+        "every worker. Store it once "
         f"with h = rxspark.rx_share({example}) and pass h instead (tasks read h.value; it is loaded once "
         "per worker process, memory-mapped for tables and arrays).",
         RxLargeObjectWarning,

@@ -361,7 +361,7 @@ def test_missing_file_is_a_clear_error(cc, share_dir):
     assert info.value.path == handle.uri
     assert "share_dir must be storage all of them can read" in str(info.value)
     with pytest.warns(rxspark.RxTaskFailureWarning):
-        (error,) = rx_exec(load_arg, handle, 0, compute_context=cc)
+        (error,) = rx_exec(load_arg, handle, 0, times_to_run=1, compute_context=cc)
     assert isinstance(error, RxTaskError) and error.exc_type == "RxShareError"
     assert handle.uri in error.message and "missing" in error.message
 
@@ -512,6 +512,8 @@ def test_warn_if_large_recommends_rx_share():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert share_mod.warn_if_large({"small": 10}, threshold=1000) == []
+    with pytest.warns(RxLargeObjectWarning, match=r"arguments 'positional argument 0' .*rx_share\(obj\)"):
+        share_mod.warn_if_large({"positional argument 0": 5000}, threshold=1000, what="arguments")
 
 
 def test_warn_threshold_comes_from_rx_options(share_dir):
