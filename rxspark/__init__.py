@@ -30,6 +30,16 @@ from .errors import (
     RxTaskFailureWarning,
     RxWorkerLostError,
 )
+from .jobfuncs import (
+    StoredJob,
+    rx_cancel_job,
+    rx_cleanup_jobs,
+    rx_get_job_output,
+    rx_get_job_results,
+    rx_get_job_status,
+    rx_get_jobs,
+    rx_wait_for_job,
+)
 from .jobs import RxJob
 from .options import rx_options
 from .plan import rx_elem_arg
@@ -76,12 +86,20 @@ __all__ = [
     "RxWorkerLostError",
     "RxShareError",
     "RxShared",
+    "StoredJob",
     "rng",
+    "rx_cancel_job",
+    "rx_cleanup_jobs",
     "rx_elem_arg",
     "rx_exec",
     "rx_get_compute_context",
+    "rx_get_job_output",
+    "rx_get_job_results",
+    "rx_get_job_status",
+    "rx_get_jobs",
     "rx_options",
     "rx_set_compute_context",
+    "rx_wait_for_job",
     "rx_share",
     *_LAZY,
 ]

@@ -5,23 +5,41 @@ context as chunks finish, calls the user's callback, applies the failure
 policy (``continue_on_failure``), and assembles the results in task order
 (a list, or a dict for named ``elem_args`` / ``once_per_elem``). Warnings and
 console output are emitted in the thread that collects the results.
+
+It also keeps the job's record in the job store (:mod:`rxspark.store`), so
+other processes can list, query and cancel it:
+
+* a non-waiting job writes its record when submitted and when it ends (with
+  its results or exception), and the record is kept until the results are
+  collected (``auto_cleanup``) or ``rx_cleanup_jobs`` removes it;
+* a waiting job writes nothing unless it runs longer than ``RECORD_DELAY``
+  (then it becomes visible to ``rx_get_jobs`` from other processes), or
+  ``auto_cleanup=False`` asks for a record to be kept: short waiting calls
+  never touch the disk;
+* while a recorded job runs, one monitor thread per process refreshes its
+  progress (at most once per ``TICK``, heartbeat every ``HEARTBEAT``) and
+  looks for a cancel request written by another process.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import html as _html
 import secrets
 import sys
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
+from concurrent.futures import TimeoutError as FuturesTimeoutError
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING, RUNNING
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
+from . import store as _store
 from .errors import RxJobCanceledError, RxTaskError, RxTaskFailureWarning
 from .plan import TaskPlan
 from .worker import ChunkResult
@@ -30,6 +48,21 @@ if TYPE_CHECKING:
     from .contexts.base import ComputeContext
 
 STATES = ("queued", "running", "finished", "failed", "canceled", "missing", "undetermined")
+DONE_STATES = frozenset({"finished", "failed", "canceled", "undetermined"})
+
+# A waiting job gets a record only once it has run this long (seconds).
+RECORD_DELAY = 1.0
+# The monitor's period: progress refreshes and cancel-request checks happen at most this often.
+TICK = 1.0
+# A running job's record is rewritten at least this often, even without progress,
+# so readers on other hosts can tell a live owner from a dead one.
+HEARTBEAT = 15.0
+
+# The jobs of this process by id (held weakly: a running job is held by its thread).
+_live: weakref.WeakValueDictionary[str, RxJob] = weakref.WeakValueDictionary()
+
+
+_NOTHING: Any = object()
 
 
 def new_job_id() -> str:
@@ -79,6 +112,19 @@ class RxJob(Future):
         self._failure_causes: dict[int, bytes] = {}
         self._collected = False
         self._thread: threading.Thread | None = None
+        # Job store state (see the module docstring).
+        self.share_dir = context.share_dir
+        self.waiting = True
+        self._recorded = False
+        self._final = False
+        self._cleaned = False
+        self._saved: tuple[str, int] | None = None
+        self._saved_at = 0.0
+        self._description: dict[str, Any] | None = None
+        self._store_warned = False
+        self._final_record: dict[str, Any] | None = None
+        self._rec_lock = threading.Lock()
+        _live[self.job_id] = self
 
     # ------------------------------------------------------------ public API
 
@@ -89,6 +135,10 @@ class RxJob(Future):
     @property
     def n_tasks(self) -> int:
         return self.plan.n_tasks
+
+    @property
+    def function_name(self) -> str:
+        return self.plan.function_name
 
     def status(self) -> str:
         """One of "queued", "running", "finished", "failed", "canceled"."""
@@ -150,8 +200,26 @@ class RxJob(Future):
         if was_running:
             self.context._cancel(self)
         self.finished_at = time.time()
+        if self._recorded or not self.waiting:
+            self._save_quietly("canceled", final=True)
         self._invoke_callbacks()
         return True
+
+    def wait_done(self, timeout: float | None = None) -> str:
+        """Block until the job ends; return its final status.
+
+        Raises:
+            TimeoutError: Still running after ``timeout`` seconds.
+        """
+        with self._condition:
+            ended = self._condition.wait_for(lambda: self._state in (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED), timeout)
+        if not ended:
+            raise FuturesTimeoutError(f"job {self.job_id} is still {self.status()} after {timeout} s")
+        return self.status()
+
+    def results_retrieved(self) -> bool:
+        """Whether the job's outcome was handed out (a waiting call always hands it out)."""
+        return self._collected or self.waiting
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the job and return its results (list in task order, or dict).
@@ -164,39 +232,86 @@ class RxJob(Future):
         return self.collect(timeout=timeout)
 
     def collect(self, timeout: float | None = None, console_output: bool | None = None, auto_cleanup: bool | None = None) -> Any:
-        """``result()`` with per-call overrides of ``console_output`` and ``auto_cleanup``."""
+        """``result()`` with per-call overrides of ``console_output`` and ``auto_cleanup``.
+
+        Once the job's outcome (results, exception or cancellation) is handed
+        out, its artifacts are cleaned up when ``auto_cleanup`` (default: the
+        job's setting) is on; otherwise its record notes that the results were
+        retrieved, so ``rx_cleanup_jobs`` removes it without ``force``.
+        """
         try:
             value = super().result(timeout)
         except CancelledError:
+            self._collected_outcome(auto_cleanup)
             raise RxJobCanceledError(f"job {self.job_id} was canceled; it has no results") from None
+        except BaseException:
+            if self.done():
+                self._collected_outcome(auto_cleanup)
+            raise
+        if not self._collected:
+            self._report(value, self.console_output if console_output is None else console_output)
+        self._collected_outcome(auto_cleanup)
+        return value
+
+    def _report(self, value: Any, console_output: bool) -> None:
+        """Print the tasks' output (``console_output``) and warn about failed tasks, once per job."""
+        if console_output:
+            text = self.output()
+            if text:
+                sys.stdout.write(text)
+        failures = [v for v in (value.values() if isinstance(value, dict) else value) if isinstance(v, RxTaskError)]
+        if failures:
+            shown = ", ".join(str(f.task_index) for f in failures[:10]) + (" ..." if len(failures) > 10 else "")
+            warnings.warn(
+                RxTaskFailureWarning(
+                    f"{len(failures)} of {self.n_tasks} tasks of {self.function_name} failed "
+                    f"(tasks {shown}); first: {failures[0].exc_type}: {failures[0].message}"
+                ),
+                stacklevel=_user_stacklevel(),
+            )
+
+    def _collected_outcome(self, auto_cleanup: bool | None) -> None:
         first = not self._collected
         self._collected = True
-        if first:
-            if self.console_output if console_output is None else console_output:
-                text = self.output()
-                if text:
-                    sys.stdout.write(text)
-            failures = [v for v in (value.values() if isinstance(value, dict) else value) if isinstance(v, RxTaskError)]
-            if failures:
-                shown = ", ".join(str(f.task_index) for f in failures[:10]) + (" ..." if len(failures) > 10 else "")
-                warnings.warn(
-                    RxTaskFailureWarning(
-                        f"{len(failures)} of {self.plan.n_tasks} tasks of {self.plan.function_name} failed "
-                        f"(tasks {shown}); first: {failures[0].exc_type}: {failures[0].message}"
-                    ),
-                    stacklevel=_user_stacklevel(),
-                )
-        return value
+        if self.auto_cleanup if auto_cleanup is None else auto_cleanup:
+            if self._recorded or not self.waiting:
+                self.cleanup()
+            else:
+                # A short waiting call: nothing on disk, and its id was never shown to
+                # anyone (so nothing can be tagged with it); skip the cleanup hooks.
+                self._cleaned = True
+        elif first and self._recorded and not self.waiting:
+            self._save_quietly(self.status(), final=True, keep_results=True)
+
+    def cleanup(self) -> bool:
+        """Delete the job's artifacts (its record and results in the job store). Idempotent.
+
+        Returns:
+            True if this call cleaned up, False if it was done before.
+        """
+        with self._rec_lock:
+            if self._cleaned:
+                return False
+            self._cleaned = True
+            recorded = self._recorded
+        if recorded:
+            try:
+                _store.store_for(self.share_dir).remove(self.job_id)
+            except Exception as exc:  # noqa: BLE001 - the results are already in hand
+                warnings.warn(f"rxspark: could not clean up job {self.job_id}: {exc}", RuntimeWarning, stacklevel=3)
+        else:
+            _store.run_cleanup_hooks(self.job_id, self.share_dir)
+        return True
 
     def __repr__(self) -> str:
         done, total = self.progress()
-        return f"<RxJob {self.job_id} {self.plan.function_name} {self.status()} {done}/{total} tasks>"
+        return f"<RxJob {self.job_id} {self.function_name} {self.status()} {done}/{total} tasks>"
 
     def _repr_html_(self) -> str:
         done, total = self.progress()
         pct = 100 * done // total if total else 100
         return (
-            f"<div><b>RxJob</b> <code>{self.job_id}</code> &middot; {self.plan.function_name} &middot; "
+            f"<div><b>RxJob</b> <code>{_html.escape(self.job_id)}</code> &middot; {_html.escape(self.function_name)} &middot; "
             f"<b>{self.status()}</b> &middot; {done}/{total} tasks"
             f"<div style='background:#ddd;width:200px;height:8px'><div style='background:#4a4;width:{pct * 2}px;"
             f"height:8px'></div></div></div>"
@@ -235,6 +350,13 @@ class RxJob(Future):
 
     def run(self) -> None:
         """Run the job to completion in this thread."""
+        _monitor.add(self)
+        try:
+            self._run()
+        finally:
+            _monitor.discard(self)
+
+    def _run(self) -> None:
         if not self.set_running_or_notify_cancel():
             return
         self.started_at = time.time()
@@ -264,7 +386,13 @@ class RxJob(Future):
                 self._finish(exception=exc)
 
     def start_background(self) -> None:
-        """Run the job in a daemon thread (wait=False)."""
+        """Run the job in a daemon thread (wait=False), after writing its record.
+
+        Raises:
+            RxJobError: The record cannot be written (e.g. a share_dir that is not the user's own).
+        """
+        self.waiting = False
+        self._save("queued")
         self._thread = threading.Thread(target=self.run, name=f"rxspark-{self.job_id}", daemon=True)
         self._thread.start()
 
@@ -273,10 +401,138 @@ class RxJob(Future):
         with self._condition:
             if self._state in (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED) or self._state == PENDING:
                 return
+        if self._recorded or not self.waiting or not self.auto_cleanup:
+            # Before the future resolves, so whoever it wakes finds the final record.
+            if exception is not None:
+                self._save_quietly("failed", final=True, exception=exception)
+            else:
+                self._save_quietly("finished", final=True, results=result)
         if exception is not None:
             self.set_exception(exception)
         else:
             self.set_result(result)
+
+    # ------------------------------------------------------------ the job record
+
+    def _record(self, status: str) -> dict[str, Any]:
+        plan = self.plan
+        rng = plan.rng
+        if self._description is None:
+            try:
+                description = self.context.describe()
+            except Exception as exc:  # noqa: BLE001 - a record without it is still useful
+                description = {"context": type(self.context).__name__, "describe_error": repr(exc)}
+            self._description = _store.redact(description)
+        done, total = self.progress()
+        return {
+            "format": _store.RECORD_FORMAT,
+            "job_id": self.job_id,
+            "function": plan.function_name,
+            "n_tasks": total,
+            "chunk_size": plan.chunk_size,
+            "n_chunks": len(plan.chunks),
+            "rng_seed": rng.seed if rng is not None else None,
+            "rng_kind": rng.kind if rng is not None else None,
+            "rng_scope": rng.scope if rng is not None else None,
+            "context": self._description,
+            "wait": self.waiting,
+            "auto_cleanup": self.auto_cleanup,
+            "console_output": self.console_output,
+            "continue_on_failure": self.continue_on_failure,
+            "submitted_at": self.submitted_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "updated_at": time.time(),
+            "status": status,
+            "progress": [done, total],
+            "output": self.output(),
+            "owner": _store.owner(),
+            "results": None,
+            "results_error": None,
+            "error": None,
+            # A waiting call hands its results back itself.
+            "results_retrieved": self.waiting or self._collected,
+        }
+
+    def _save(
+        self,
+        status: str,
+        *,
+        final: bool = False,
+        results: Any = _NOTHING,
+        exception: BaseException | None = None,
+        keep_results: bool = False,
+    ) -> None:
+        """Write the job's record (and, for a non-waiting job, its results or exception)."""
+        with self._rec_lock:
+            if self._cleaned or (self._final and not final):
+                return
+            if final and status != "canceled" and self.cancelled():
+                return  # cancel() won the race; its record stands
+            store = _store.store_for(self.share_dir)
+            if not self._recorded:
+                store.create(self.job_id)
+            record = self._record(status)
+            if keep_results and self._final_record is not None:
+                for key in ("results", "results_error", "error"):
+                    record[key] = self._final_record[key]
+            if not self.waiting and results is not _NOTHING:
+                try:
+                    store.write_pickle(self.job_id, _store.RESULTS, results)
+                    record["results"] = _store.RESULTS
+                except Exception as exc:  # noqa: BLE001 - the job still finished; say why there is no file
+                    record["results_error"] = f"{type(exc).__name__}: {exc}"
+            if exception is not None:
+                record["error"] = {"type": type(exception).__qualname__, "message": str(exception)}
+                if not self.waiting:
+                    try:
+                        store.write_pickle(self.job_id, _store.ERROR, exception)
+                        record["results"] = _store.ERROR
+                    except Exception as exc:  # noqa: BLE001
+                        record["results_error"] = f"{type(exc).__name__}: {exc}"
+            try:
+                store.write_record(self.job_id, record)
+            except FileNotFoundError:
+                if not self._recorded:
+                    raise
+                self._cleaned = True  # someone removed the job's directory: it was cleaned up
+                return
+            self._recorded = True
+            self._final = self._final or final
+            if final:
+                self._final_record = record
+            self._saved = (status, record["progress"][0])
+            self._saved_at = time.monotonic()
+
+    def _save_quietly(self, status: str, **kwargs: Any) -> None:
+        """``_save`` where a failing store must not fail the job: warn once instead."""
+        try:
+            self._save(status, **kwargs)
+        except Exception as exc:  # noqa: BLE001
+            if not self._store_warned:
+                self._store_warned = True
+                warnings.warn(
+                    f"rxspark: could not write the record of job {self.job_id} in {self.share_dir}: {exc}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+
+    def _tick(self, now: float) -> None:
+        """Called by the monitor about once per TICK while the job runs."""
+        if self._final or self._cleaned or self.done():
+            return
+        if not self._recorded:
+            if self.started_at is not None and time.time() - self.started_at >= RECORD_DELAY:
+                self._save_quietly(self.status())
+            return
+        if _store.store_for(self.share_dir).cancel_requested(self.job_id):
+            self.cancel()
+            return
+        status, done = self.status(), self._tasks_done
+        saved_status, saved_done = self._saved or ("", -1)
+        since = now - self._saved_at
+        if status != saved_status or (done != saved_done and since >= TICK * 0.9) or since >= HEARTBEAT:
+            self._save_quietly(status)
 
     def _assemble(self) -> Any:
         values: list[Any] = []
@@ -310,3 +566,62 @@ def _prefix(task: int, text: str) -> str:
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
     return "".join(f"[task {task}] {line}" for line in lines)
+
+
+class _Monitor:
+    """One daemon thread per process that calls ``_tick(now)`` on watched jobs about once per TICK.
+
+    Adding a job does not wake the thread (that would cost every short waiting
+    call a thread switch): it keeps ticking while jobs come and go, and only
+    after ``IDLE_SLEEP`` seconds without any does it block until the next
+    ``add``. Watched objects are held weakly; a running job is kept alive by
+    its own thread anyway.
+    """
+
+    IDLE_SLEEP = 30.0
+
+    def __init__(self) -> None:
+        self._watched: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._sleeping = False
+
+    def add(self, job: Any) -> None:
+        with self._cond:
+            self._watched.add(job)
+            if self._thread is None or not self._thread.is_alive():  # first use, or after fork
+                self._thread = threading.Thread(target=self._loop, name="rxspark-job-monitor", daemon=True)
+                self._thread.start()
+            elif self._sleeping:
+                self._cond.notify()
+
+    def discard(self, job: Any) -> None:
+        with self._cond:
+            self._watched.discard(job)
+
+    def _loop(self) -> None:
+        idle_since = time.monotonic()
+        while True:
+            with self._cond:
+                if self._watched:
+                    idle_since = time.monotonic()
+                elif time.monotonic() - idle_since > self.IDLE_SLEEP:
+                    self._sleeping = True
+                    while not self._watched:
+                        self._cond.wait()
+                    self._sleeping = False
+                self._cond.wait(TICK)
+            self._tick_all()
+
+    def _tick_all(self) -> None:
+        with self._cond:
+            watched = list(self._watched)
+        now = time.monotonic()
+        for job in watched:
+            try:
+                job._tick(now)
+            except Exception as exc:  # noqa: BLE001 - never let one job stop the monitor
+                warnings.warn(f"rxspark job monitor: {job!r}: {exc!r}", RuntimeWarning, stacklevel=1)
+
+
+_monitor = _Monitor()

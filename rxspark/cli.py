@@ -1,0 +1,362 @@
+"""The ``rxspark`` command: inspect and manage jobs, and check the installation.
+
+::
+
+    rxspark jobs [--share-dir DIR] [--state STATE]
+    rxspark job status|output|results|cancel|cleanup JOB_ID [--share-dir DIR] [--force]
+    rxspark doctor [--no-spark]
+
+``rxspark job cancel`` on a job of another process records a cancel request;
+that process cancels the job within about a second (its job monitor polls
+for requests). A job whose process is gone is reported "undetermined" and
+can only be cleaned up.
+
+Exit codes: 0 success, 1 failure (missing job, failed check ...), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import pprint
+import re
+import shutil
+import subprocess
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import RxError, RxJobCanceledError
+
+# ---------------------------------------------------------------- jobs
+
+
+def _share_dir(args: argparse.Namespace) -> str:
+    if args.share_dir:
+        return os.path.expanduser(args.share_dir)
+    from .options import get_option
+
+    return os.path.expanduser(get_option("share_dir"))
+
+
+def _when(stamp: Any) -> str:
+    if not isinstance(stamp, (int, float)):
+        return "-"
+    return _dt.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def _cmd_jobs(args: argparse.Namespace) -> int:
+    from .jobfuncs import StoredJob, rx_get_jobs
+
+    states = [s.strip() for value in args.state or [] for s in value.split(",") if s.strip()] or None
+    share_dir = _share_dir(args)
+    jobs = rx_get_jobs(states=states, share_dir=share_dir)
+    if not jobs:
+        print(f"no jobs in {share_dir}" + (f" with state {', '.join(states)}" if states else ""))
+        return 0
+    rows = [["JOB ID", "STATUS", "TASKS", "FUNCTION", "CONTEXT", "SUBMITTED", "OWNER"]]
+    for job in jobs.values():
+        status = job.status()
+        done, total = job.progress()
+        if isinstance(job, StoredJob):
+            record = job.record
+            context = str((record.get("context") or {}).get("context", "?"))
+            owner = record.get("owner") or {}
+            who = f"{owner.get('pid')}@{owner.get('host')}"
+        else:
+            context, who = type(job.context).__name__, f"{os.getpid()}"
+        rows.append([job.job_id, status, f"{done}/{total}", job.function_name, context, _when(job.submitted_at), who])
+    print(_table(rows))
+    return 0
+
+
+def _cmd_job(args: argparse.Namespace) -> int:
+    from .jobfuncs import rx_cancel_job, rx_cleanup_jobs, rx_get_job_output, rx_get_job_results, rx_get_job_status
+
+    where = {"share_dir": _share_dir(args)}
+    job_id = args.job_id
+    if args.action == "status":
+        status = rx_get_job_status(job_id, **where)
+        print(status)
+        return 1 if status == "missing" else 0
+    if args.action == "output":
+        sys.stdout.write(rx_get_job_output(job_id, **where))
+        return 0
+    if args.action == "results":
+        timeout = None if args.wait else args.timeout
+        try:
+            value = rx_get_job_results(job_id, auto_cleanup=False if args.keep else None, timeout=timeout, **where)
+        except TimeoutError:
+            status = rx_get_job_status(job_id, **where)
+            print(f"job {job_id} is still {status}; try again later, or pass --wait / --timeout SECONDS", file=sys.stderr)
+            return 1
+        if args.save:
+            import cloudpickle
+
+            with open(args.save, "wb") as f:
+                cloudpickle.dump(value, f)
+            print(f"results of {job_id} saved to {args.save}")
+        else:
+            pprint.pprint(value)
+        return 0
+    if args.action == "cancel":
+        if rx_cancel_job(job_id, **where):
+            status = rx_get_job_status(job_id, **where)
+            if status == "canceled":
+                print(f"job {job_id} canceled")
+            else:
+                print(f"cancel requested for job {job_id}: the process running it stops it within about a second")
+            return 0
+        print(f"job {job_id} already ended ({rx_get_job_status(job_id, **where)}); nothing to cancel")
+        return 1
+    # cleanup
+    removed = rx_cleanup_jobs(job_id, force=args.force, **where)
+    if removed:
+        print(f"job {job_id} cleaned up")
+        return 0
+    if rx_get_job_status(job_id, **where) == "missing":
+        print(f"no job {job_id} in {where['share_dir']}", file=sys.stderr)
+    return 1
+
+
+# ---------------------------------------------------------------- doctor
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+
+_SPARK_PROBE = """
+import sys
+from pyspark.sql import SparkSession
+spark = (SparkSession.builder.master("local[1]").appName("rxspark-doctor")
+         .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+         .config("spark.pyspark.python", sys.executable).config("spark.ui.enabled", "false")
+         .getOrCreate())
+try:
+    out = spark.sparkContext.parallelize([20], 1).map(lambda x: x + 1).collect()
+    assert out == [21], out
+    print("SPARK-OK", spark.version)
+finally:
+    spark.stop()
+"""
+
+
+MIN_PYTHON = (3, 10)
+
+
+def _check_python() -> Check:
+    version = ".".join(map(str, sys.version_info[:3]))
+    if sys.version_info[:2] < MIN_PYTHON:  # the check still runs where pip's requires-python was bypassed
+        return Check("Python", False, f"{version} is too old ({sys.executable})", "use Python 3.10 or newer")
+    return Check("Python", True, f"{version} ({sys.executable})")
+
+
+def java_major(text: str) -> int | None:
+    """The major version in ``java -version`` output (``"1.8.0_292"`` -> 8, ``"17.0.15"`` -> 17)."""
+    match = re.search(r'version "(\d+)(?:\.(\d+))?[^"]*"', text)
+    if match is None:
+        return None
+    major = int(match.group(1))
+    return int(match.group(2) or 0) if major == 1 else major
+
+
+def _check_java() -> Check:
+    fix = "install a JDK 17 or 21 (e.g. `apt install openjdk-17-jre-headless`) and set JAVA_HOME to it"
+    home = os.environ.get("JAVA_HOME")
+    if home:
+        java = os.path.join(home, "bin", "java")
+        if not os.access(java, os.X_OK):
+            return Check("Java", False, f"JAVA_HOME={home} has no bin/java", f"point JAVA_HOME at a JDK 17+, or unset it; {fix}")
+        where = f"JAVA_HOME={home}"
+    else:
+        java = shutil.which("java")
+        if java is None:
+            return Check("Java", False, "no `java` on PATH and JAVA_HOME is not set", fix)
+        where = java
+    try:
+        proc = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Check("Java", False, f"`{java} -version` failed: {exc}", fix)
+    text = proc.stderr + proc.stdout
+    major = java_major(text)
+    if major is None:
+        first = text.strip().splitlines()[0] if text.strip() else f"exit code {proc.returncode}"
+        return Check("Java", False, f"cannot read the version from `{java} -version`: {first}", fix)
+    if major < 17:
+        return Check("Java", False, f"Java {major} ({where}); Spark 4 needs Java 17 or newer", fix)
+    return Check("Java", True, f"Java {major} ({where})")
+
+
+def _check_pyspark() -> Check:
+    fix = "pip install 'pyspark>=4,<5'"
+    try:
+        import pyspark
+    except Exception as exc:  # noqa: BLE001 - any import failure is the finding
+        return Check("PySpark", False, f"cannot import pyspark: {type(exc).__name__}: {exc}", fix)
+    version = getattr(pyspark, "__version__", "?")
+    if not version.startswith("4."):
+        return Check("PySpark", False, f"pyspark {version}; rxspark needs 4.x", fix)
+    return Check("PySpark", True, f"pyspark {version}")
+
+
+_EXTRAS = [
+    ("mkl_random", "Intel VSL generators (rng_kind='MT2203' ...)", "pip install 'rxspark[mkl]'"),
+    ("tqdm", "progress bars", "pip install 'rxspark[progress]'"),
+    ("pandas", "pandas arguments and rx_share of DataFrames", "pip install 'rxspark[pandas]'"),
+    ("matplotlib", "the examples' plots", "pip install 'rxspark[examples]'"),
+    ("scipy", "the examples", "pip install 'rxspark[examples]'"),
+]
+
+
+def _check_extras() -> list[Check]:
+    import importlib
+
+    checks = []
+    for module, purpose, fix in _EXTRAS:
+        try:
+            mod = importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001
+            checks.append(Check(module, False, f"not available ({type(exc).__name__}); optional, for {purpose}", fix, required=False))
+        else:
+            checks.append(Check(module, True, f"{getattr(mod, '__version__', '?')} (optional, for {purpose})", required=False))
+    return checks
+
+
+def _check_share_dir() -> Check:
+    from .errors import RxJobError
+    from .options import get_option
+    from .store import store_for
+
+    root = os.path.expanduser(get_option("share_dir"))
+    try:
+        exists = store_for(root)._check_root(create=False)
+    except RxJobError as exc:
+        return Check("Job store", False, str(exc), f"use a private directory: chmod 700 {root}, or rx_options(share_dir=...)")
+    return Check("Job store", True, f"{root}" + ("" if exists else " (created on first use)"))
+
+
+def _check_spark(timeout: float) -> Check:
+    env = dict(os.environ)
+    env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _SPARK_PROBE], capture_output=True, text=True, timeout=timeout, env=env
+        )
+    except subprocess.TimeoutExpired:
+        return Check(
+            "Spark local session",
+            False,
+            f"a local[1] session did not start and run a job within {timeout:.0f} s",
+            "check that the host name resolves (or set SPARK_LOCAL_IP=127.0.0.1) and that no firewall blocks loopback",
+        )
+    match = re.search(r"SPARK-OK (\S+)", proc.stdout)
+    if proc.returncode == 0 and match:
+        return Check("Spark local session", True, f"Spark {match.group(1)} started on local[1], ran a task, stopped")
+    log = (proc.stderr or proc.stdout).strip().splitlines()
+    tail = "\n        ".join(log[-12:]) or f"exit code {proc.returncode}"
+    text = proc.stderr or ""
+    if "JAVA_GATEWAY_EXITED" in text or "Java gateway process exited" in text:
+        fix = "Spark's JVM did not start: check the Java line above and JAVA_HOME"
+    elif "Python worker" in text or "PYTHON_VERSION_MISMATCH" in text:
+        fix = f"the Python workers failed: make sure PYSPARK_PYTHON is unset or points at {sys.executable}"
+    else:
+        fix = "read the log above; SPARK_LOCAL_IP=127.0.0.1 helps on hosts whose name does not resolve"
+    return Check("Spark local session", False, f"failed:\n        {tail}", fix)
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    checks = [_check_python(), _check_java(), _check_pyspark(), _check_share_dir()]
+    for check in checks:
+        _print_check(check)
+    extras = _check_extras()
+    for check in extras:
+        _print_check(check)
+    if args.no_spark:
+        print("SKIP  Spark local session (--no-spark)")
+    elif checks[1].ok and checks[2].ok:
+        print("....  starting a local Spark session (takes a few seconds)", flush=True)
+        spark = _check_spark(args.timeout)
+        _print_check(spark)
+        checks.append(spark)
+    else:
+        print("SKIP  Spark local session: needs Java and PySpark (see above)")
+    failed = [c.name for c in checks if c.required and not c.ok]
+    print()
+    print("all required checks passed" if not failed else f"{len(failed)} required check(s) failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+def _print_check(check: Check) -> None:
+    label = "OK  " if check.ok else ("FAIL" if check.required else "--  ")
+    print(f"{label}  {check.name}: {check.detail}")
+    if not check.ok and check.fix:
+        print(f"      fix: {check.fix}")
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rxspark", description="rxspark jobs and installation checks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{jobs,job,doctor}")
+    store_help = "job store to use (default: rx_options()['share_dir'], ~/.rxspark/jobs)"
+
+    jobs = sub.add_parser("jobs", help="list the jobs in a job store")
+    jobs.add_argument("--share-dir", metavar="DIR", help=store_help)
+    jobs.add_argument("--state", action="append", metavar="STATE", help="only jobs in this state (repeat or comma-separate)")
+    jobs.set_defaults(run=_cmd_jobs)
+
+    job = sub.add_parser("job", help="one job: status, output, results, cancel, cleanup")
+    job.add_argument("action", choices=["status", "output", "results", "cancel", "cleanup"])
+    job.add_argument("job_id", metavar="JOB_ID")
+    job.add_argument("--share-dir", metavar="DIR", help=store_help)
+    job.add_argument("--force", action="store_true", help="cleanup: also delete unretrieved results or a corrupted record")
+    job.add_argument("--keep", action="store_true", help="results: keep the job's record (no auto_cleanup)")
+    job.add_argument("--wait", action="store_true", help="results: wait for the job to end")
+    job.add_argument("--timeout", type=float, default=0.0, metavar="SECONDS", help="results: wait this long at most")
+    job.add_argument("--save", metavar="FILE", help="results: write them to FILE (cloudpickle) instead of printing")
+    job.set_defaults(run=_cmd_job)
+
+    doctor = sub.add_parser("doctor", help="check Python, Java, PySpark, extras, and a local Spark session")
+    doctor.add_argument("--no-spark", action="store_true", help="skip starting a local Spark session")
+    doctor.add_argument("--timeout", type=float, default=180.0, metavar="SECONDS", help="limit for the Spark check")
+    doctor.set_defaults(run=_cmd_doctor)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``rxspark`` command; return its exit code."""
+    args = _parser().parse_args(argv)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            code = args.run(args)
+        except RxJobCanceledError as exc:
+            print(f"rxspark: {exc}", file=sys.stderr)
+            code = 1
+        except RxError as exc:
+            print(f"rxspark: error: {exc}", file=sys.stderr)
+            code = 1
+    for warning in caught:
+        print(f"rxspark: warning: {warning.message}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

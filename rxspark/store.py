@@ -1,0 +1,379 @@
+"""The job store: one private directory per job under a compute context's ``share_dir``.
+
+Layout::
+
+    <share_dir>/                      0700 when rxspark creates it; never shared with other users
+        <job_id>/                     0700
+            record.json               0600  the job record (JSON, see RECORD_FORMAT)
+            results.pkl               0600  cloudpickle of the results (finished non-waiting jobs)
+            error.pkl                 0600  cloudpickle of the exception (failed non-waiting jobs)
+            cancel-requested          0600  written by ``rx_cancel_job`` from another process
+
+Every file is written atomically (a temporary file in the same directory,
+then ``os.replace``), so a reader never sees half a record. Records are read
+back only from directories owned by the current user and not writable by
+anyone else: ``results.pkl`` is unpickled, so a store others can write to
+would let them run code in this process.
+
+This module does file I/O only; :mod:`rxspark.jobs` decides when to write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import stat
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import cloudpickle
+
+from .errors import RxJobError
+
+RECORD = "record.json"
+RESULTS = "results.pkl"
+ERROR = "error.pkl"
+CANCEL = "cancel-requested"
+RECORD_FORMAT = 1
+REDACTED = "***REDACTED***"
+
+# A job id is a directory name: no separators, no "..", nothing hidden.
+_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_SECRET_KEY = re.compile(r"secret|password|passwd|token|key|credential", re.IGNORECASE)
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+
+# ---------------------------------------------------------------- cleanup hooks
+
+_cleanup_hooks: list[Callable[[str, str], Any]] = []
+
+
+def register_cleanup_hook(hook: Callable[[str, str], Any]) -> Callable[[str, str], Any]:
+    """Call ``hook(job_id, share_dir)`` whenever a job's artifacts are cleaned up.
+
+    Used by modules that keep per-job files of their own (e.g. :mod:`rxspark.share`).
+    A hook that raises is reported as a warning and does not stop the cleanup.
+
+    Args:
+        hook: The function to call.
+
+    Returns:
+        ``hook`` (so this works as a decorator).
+    """
+    if hook not in _cleanup_hooks:
+        _cleanup_hooks.append(hook)
+    return hook
+
+
+def unregister_cleanup_hook(hook: Callable[[str, str], Any]) -> None:
+    """Remove a hook added with :func:`register_cleanup_hook` (no error if absent)."""
+    if hook in _cleanup_hooks:
+        _cleanup_hooks.remove(hook)
+
+
+def run_cleanup_hooks(job_id: str, share_dir: str) -> None:
+    for hook in list(_cleanup_hooks):
+        try:
+            hook(job_id, share_dir)
+        except Exception as exc:  # noqa: BLE001 - one hook must not block the cleanup
+            warnings.warn(f"rxspark cleanup hook {hook!r} failed for job {job_id}: {exc!r}", RuntimeWarning, stacklevel=2)
+
+
+# ---------------------------------------------------------------- redaction
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` with secret-looking entries replaced by ``"***REDACTED***"``.
+
+    Dict keys (and the first item of ``(key, value)`` pairs, as in a Spark
+    conf's ``getAll()``) matching secret, password, token, key or credential
+    have their value replaced, at any depth; credentials embedded in URLs
+    (``scheme://user:pass@host``) are removed.
+    """
+    if isinstance(value, dict):
+        return {k: REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) else redact(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        if len(value) == 2 and isinstance(value[0], str) and _SECRET_KEY.search(value[0]):
+            return [value[0], REDACTED]
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        return _URL_USERINFO.sub(rf"\g<scheme>{REDACTED}@", value) if "@" in value else value
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return redact(str(value))
+
+
+# ---------------------------------------------------------------- owner identity
+
+
+def _process_start_time(pid: int) -> float | None:
+    """When ``pid`` started (an opaque, comparable number), or None if unknown or not running.
+
+    Linux: field 22 of /proc/<pid>/stat (clock ticks since boot); elsewhere
+    psutil when installed. Together with the pid it tells a live owner from a
+    reused pid.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        if fields[0] in (b"Z", b"X"):  # zombie or dead: not running any more
+            return None
+        return float(fields[19])
+    except FileNotFoundError:
+        if os.path.isdir("/proc/self"):
+            return None
+    except (OSError, IndexError, ValueError):
+        return None
+    try:
+        import psutil  # type: ignore[import-not-found]
+
+        return float(psutil.Process(pid).create_time())
+    except Exception:  # noqa: BLE001 - psutil missing, or no such process
+        return None
+
+
+_owner: dict[str, Any] | None = None
+
+
+def owner() -> dict[str, Any]:
+    """This process as a job owner: pid, host and process start time (cached; reset after fork)."""
+    global _owner
+    pid = os.getpid()
+    if _owner is None or _owner["pid"] != pid:
+        _owner = {"pid": pid, "host": socket.gethostname(), "start_time": _process_start_time(pid)}
+    return _owner
+
+
+def owner_alive(record_owner: dict[str, Any] | None) -> bool | None:
+    """Whether the process that owns a record still runs: True, False, or None (another host: unknown)."""
+    if not isinstance(record_owner, dict) or not isinstance(record_owner.get("pid"), int):
+        return False
+    if record_owner.get("host") != owner()["host"]:
+        return None
+    pid = record_owner["pid"]
+    started = _process_start_time(pid)
+    if started is not None:
+        expected = record_owner.get("start_time")
+        return expected is None or started == expected
+    if os.path.isdir("/proc/self"):
+        return False
+    try:  # no start times on this system: the pid alone (a reused pid looks alive)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: ours died and the pid was reused
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- the store
+
+
+def check_job_id(job_id: Any) -> str:
+    if not isinstance(job_id, str) or not _JOB_ID.match(job_id) or ".." in job_id:
+        from .errors import RxArgumentError
+
+        raise RxArgumentError(f"{job_id!r} is not a job id (like 'rx-20250101-120000-a1b2c3')")
+    return job_id
+
+
+def _check_private(path: str, st: os.stat_result, what: str) -> None:
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    if uid is not None and st.st_uid != uid:
+        raise RxJobError(
+            f"{what} {path} is owned by uid {st.st_uid}, not by you (uid {uid}); rxspark refuses to read or "
+            "write job records there. Use a share_dir of your own (RxLocalSeq(share_dir=...) or "
+            "rx_options(share_dir=...))."
+        )
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise RxJobError(
+            f"{what} {path} is writable by other users (mode {stat.S_IMODE(st.st_mode):o}); rxspark refuses to "
+            f"use it because job results are unpickled from it. Fix: chmod 700 {path}"
+        )
+
+
+class JobStore:
+    """The job records under one ``share_dir``.
+
+    Args:
+        share_dir: The directory (``~`` is expanded). It is created (mode 0700)
+            on the first write.
+    """
+
+    def __init__(self, share_dir: str | os.PathLike[str]) -> None:
+        self.root = os.path.abspath(os.path.expanduser(os.fspath(share_dir)))
+        self._checked = False
+
+    def __repr__(self) -> str:
+        return f"JobStore({self.root!r})"
+
+    # -------------------------------------------------------- paths and checks
+
+    def job_dir(self, job_id: str) -> str:
+        return os.path.join(self.root, check_job_id(job_id))
+
+    def path(self, job_id: str, name: str) -> str:
+        return os.path.join(self.root, job_id, name)
+
+    def _check_root(self, create: bool) -> bool:
+        """Make sure the root is ours and private enough; True if it exists."""
+        if self._checked:
+            return True
+        try:
+            st = os.stat(self.root)
+        except FileNotFoundError:
+            if not create:
+                return False
+            try:
+                os.makedirs(self.root, mode=0o700, exist_ok=True)
+                os.chmod(self.root, 0o700)
+            except OSError as exc:
+                raise RxJobError(f"cannot create the job store {self.root}: {exc}") from exc
+            st = os.stat(self.root)
+        if not stat.S_ISDIR(st.st_mode):
+            raise RxJobError(f"share_dir {self.root} is not a directory")
+        _check_private(self.root, st, "share_dir")
+        self._checked = True
+        return True
+
+    def _check_job_dir(self, job_dir: str) -> bool:
+        try:
+            st = os.stat(job_dir)
+        except FileNotFoundError:
+            return False
+        if not stat.S_ISDIR(st.st_mode):
+            raise RxJobError(f"job store entry {job_dir} is not a directory")
+        _check_private(job_dir, st, "job directory")
+        return True
+
+    # -------------------------------------------------------- writing
+
+    def create(self, job_id: str) -> str:
+        """Create the job's directory (0700); return its path."""
+        job_dir = self.job_dir(job_id)
+        for attempt in range(2):
+            self._check_root(create=True)
+            try:
+                os.mkdir(job_dir, 0o700)
+                break
+            except FileExistsError:
+                self._check_job_dir(job_dir)
+                break
+            except FileNotFoundError:  # the root was removed since it was checked
+                self._checked = False
+                if attempt:
+                    raise RxJobError(f"cannot create the job directory {job_dir}: the share_dir vanished") from None
+            except OSError as exc:
+                raise RxJobError(f"cannot create the job directory {job_dir}: {exc}") from exc
+        os.chmod(job_dir, 0o700)  # the umask may have removed bits we need
+        return job_dir
+
+    def _write_bytes(self, path: str, data: bytes) -> None:
+        tmp = f"{path}.{os.getpid()}-{threading.get_ident()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with open(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+    def write_record(self, job_id: str, record: dict[str, Any]) -> None:
+        """Write ``record`` atomically as the job's record.json (the job directory must exist)."""
+        self._write_bytes(self.path(job_id, RECORD), json.dumps(record, default=str).encode())
+
+    def write_pickle(self, job_id: str, name: str, value: Any) -> None:
+        """Write ``cloudpickle(value)`` atomically as ``name`` in the job's directory."""
+        self._write_bytes(self.path(job_id, name), cloudpickle.dumps(value))
+
+    def request_cancel(self, job_id: str) -> None:
+        self._write_bytes(self.path(job_id, CANCEL), f"{owner()['pid']}@{owner()['host']} {time.time()}\n".encode())
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return os.path.exists(self.path(job_id, CANCEL))
+
+    def remove(self, job_id: str) -> bool:
+        """Delete the job's directory and run the cleanup hooks. True if there was a directory."""
+        job_dir = self.job_dir(job_id)
+        existed = False
+        if self._check_job_dir(job_dir):
+            shutil.rmtree(job_dir, ignore_errors=True)
+            existed = True
+        run_cleanup_hooks(job_id, self.root)
+        return existed
+
+    # -------------------------------------------------------- reading
+
+    def read_record(self, job_id: str) -> dict[str, Any] | None:
+        """The job's record, or None if the store has no such job.
+
+        Raises:
+            RxJobError: The record is corrupted, or the store is not private to this user.
+        """
+        job_dir = self.job_dir(job_id)
+        if not self._check_root(create=False) or not self._check_job_dir(job_dir):
+            return None
+        path = os.path.join(job_dir, RECORD)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return None
+        try:
+            record = json.loads(data)
+        except ValueError as exc:
+            raise RxJobError(
+                f"the record of job {job_id} at {path} is corrupted ({exc}); delete it with "
+                f"rx_cleanup_jobs({job_id!r}, force=True) or `rxspark job cleanup {job_id} --force`"
+            ) from None
+        if not isinstance(record, dict) or record.get("job_id") != job_id:
+            raise RxJobError(f"the record of job {job_id} at {path} is corrupted (not a record of this job)")
+        return record
+
+    def read_pickle(self, job_id: str, name: str) -> Any:
+        path = self.path(job_id, name)
+        try:
+            st = os.stat(path)
+            _check_private(path, st, "job file")
+            with open(path, "rb") as f:
+                return cloudpickle.load(f)
+        except FileNotFoundError:
+            raise RxJobError(f"job {job_id}: {path} does not exist (cleaned up?)") from None
+        except RxJobError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - report what could not be loaded, and where
+            raise RxJobError(f"job {job_id}: cannot load {path}: {type(exc).__name__}: {exc}") from exc
+
+    def job_ids(self) -> Iterator[str]:
+        """Ids of the jobs in the store (directories with a job-id name), oldest first by name."""
+        if not self._check_root(create=False):
+            return
+        try:
+            names = sorted(os.listdir(self.root))
+        except OSError as exc:
+            raise RxJobError(f"cannot list the job store {self.root}: {exc}") from exc
+        for name in names:
+            if _JOB_ID.match(name) and os.path.isfile(os.path.join(self.root, name, RECORD)):
+                yield name
+
+
+_stores: dict[str, JobStore] = {}
+
+
+def store_for(share_dir: str | os.PathLike[str]) -> JobStore:
+    """The (cached) :class:`JobStore` of ``share_dir``."""
+    key = os.fspath(share_dir)
+    store = _stores.get(key)
+    if store is None:
+        store = _stores[key] = JobStore(key)
+    return store
+
