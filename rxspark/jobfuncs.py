@@ -265,8 +265,11 @@ class StoredJob(RxJob):
 
     def _stored_exception(self) -> BaseException:
         if self._data.get("results") == _store.ERROR:
-            error = self.store.read_pickle(self.job_id, _store.ERROR)
-            if isinstance(error, BaseException):
+            stored = self.store.read_pickle(self.job_id, _store.ERROR)
+            if isinstance(stored, tuple) and len(stored) == 2 and isinstance(stored[0], BaseException):
+                error, cause = stored
+                if isinstance(cause, BaseException):
+                    error.__cause__ = cause
                 return error
         info = self._data.get("error") or {}
         return RxJobError(f"job {self.job_id} failed: {info.get('type', '?')}: {info.get('message', '')}")

@@ -9,8 +9,8 @@ console output are emitted in the thread that collects the results.
 It also keeps the job's record in the job store (:mod:`rxspark.store`), so
 other processes can list, query and cancel it:
 
-* a non-waiting job writes its record when submitted and when it ends (with
-  its results or exception), and the record is kept until the results are
+* a non-waiting job writes its record when submitted, when it starts, and when
+  it ends (with its results or exception); the record is kept until the results are
   collected (``auto_cleanup``) or ``rx_cleanup_jobs`` removes it;
 * a waiting job writes nothing unless it runs longer than ``RECORD_DELAY``
   (then it becomes visible to ``rx_get_jobs`` from other processes), or
@@ -360,6 +360,8 @@ class RxJob(Future):
         if not self.set_running_or_notify_cancel():
             return
         self.started_at = time.time()
+        if not self.waiting:
+            self._save_quietly("running")
         try:
             self.context._run_chunks(self)
             if self.cancelled():
@@ -485,8 +487,12 @@ class RxJob(Future):
             if exception is not None:
                 record["error"] = {"type": type(exception).__qualname__, "message": str(exception)}
                 if not self.waiting:
+                    # Pickling keeps neither __cause__ nor the traceback: store the cause beside it.
                     try:
-                        store.write_pickle(self.job_id, _store.ERROR, exception)
+                        try:
+                            store.write_pickle(self.job_id, _store.ERROR, (exception, exception.__cause__))
+                        except Exception:  # noqa: BLE001 - an unpicklable cause: keep the error itself
+                            store.write_pickle(self.job_id, _store.ERROR, (exception, None))
                         record["results"] = _store.ERROR
                     except Exception as exc:  # noqa: BLE001
                         record["results_error"] = f"{type(exc).__name__}: {exc}"

@@ -6,7 +6,7 @@ Layout::
         <job_id>/                     0700
             record.json               0600  the job record (JSON, see RECORD_FORMAT)
             results.pkl               0600  cloudpickle of the results (finished non-waiting jobs)
-            error.pkl                 0600  cloudpickle of the exception (failed non-waiting jobs)
+            error.pkl                 0600  cloudpickle of (exception, its __cause__) (failed non-waiting jobs)
             cancel-requested          0600  written by ``rx_cancel_job`` from another process
 
 Every file is written atomically (a temporary file in the same directory,
