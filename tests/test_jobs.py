@@ -74,6 +74,19 @@ def eventually(predicate, timeout=20.0, what="a condition"):
         time.sleep(0.02)
 
 
+def settled(log, quiet=1.0, timeout=20.0):
+    """The number of tasks that started, once it has not changed for ``quiet`` seconds."""
+    deadline = time.monotonic() + timeout
+    count, since = jobtasks.started(log), time.monotonic()
+    while time.monotonic() - since < quiet:
+        assert time.monotonic() < deadline, f"tasks still start {timeout} s after the job was canceled"
+        time.sleep(0.05)
+        now = jobtasks.started(log)
+        if now != count:
+            count, since = now, time.monotonic()
+    return count
+
+
 def python(code, *args, timeout=120):
     """Run ``code`` in a fresh interpreter that can import rxspark and the test helpers."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([TESTS, ROOT, os.environ.get("PYTHONPATH", "")]))
@@ -157,8 +170,13 @@ def test_cancel_stops_the_work_and_the_context_stays_usable(cc, share_dir, tmp_p
     at_cancel = jobtasks.started(log)
 
     assert rx_exec(tasks.add, rx_elem_arg(range(5)), 1, compute_context=cc) == [1, 2, 3, 4, 5]
-    # Tasks that had begun may finish; nothing new starts (one more per worker may have been on its way).
-    assert jobtasks.started(log) <= at_cancel + cc.parallelism() < SLOW_TASKS
+    if cc.name == "RxSpark":
+        # Spark kills a canceled task's Python worker only after spark.python.task.killTimeout
+        # (2 s by default): a few more tasks start, then none.
+        assert settled(log) < SLOW_TASKS
+    else:
+        # Tasks that had begun may finish; nothing new starts (one more per worker may have been on its way).
+        assert settled(log) <= at_cancel + cc.parallelism()
     assert rx_cancel_job(job) is True  # canceling again is harmless
 
 
@@ -253,7 +271,7 @@ def test_non_waiting_contexts_return_jobs_and_cancel(make, share_dir, tmp_path):
         assert rx_wait_for_job(job, timeout=10) == "canceled"
         job2 = rx_exec(tasks.add, rx_elem_arg(range(3)), 10, compute_context=context)
         assert job2.result(timeout=60) == [10, 11, 12]
-        assert jobtasks.started(log) <= 1 + context.parallelism()
+        assert settled(log) <= 1 + context.parallelism()
     finally:
         context.close()
         executor = getattr(context, "executor", None)
