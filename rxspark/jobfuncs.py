@@ -22,6 +22,7 @@ from . import store as _store
 from .contexts.base import ComputeContext
 from .errors import RxArgumentError, RxArgumentTypeError, RxJobCanceledError, RxJobError
 from .jobs import DONE_STATES, HEARTBEAT, STATES, RxJob, _live, _monitor
+from .plan import _check_bool
 
 __all__ = [
     "StoredJob",
@@ -89,6 +90,7 @@ class StoredJob(RxJob):
         self.continue_on_failure = bool(record.get("continue_on_failure", True))
         self._collected = False
         self._cleaned = False
+        self._recorded = True
         self._apply(record)
 
     # ------------------------------------------------------------ the record
@@ -113,7 +115,10 @@ class StoredJob(RxJob):
         return self._apply(self.store.read_record(self.job_id))
 
     def _tick(self, now: float) -> None:
-        self.refresh()
+        try:
+            self.refresh()
+        except RxJobError:  # corrupted or no longer private: stop watching; status() reports it
+            _monitor.discard(self)
 
     @property
     def record(self) -> dict[str, Any]:
@@ -274,12 +279,8 @@ class StoredJob(RxJob):
         info = self._data.get("error") or {}
         return RxJobError(f"job {self.job_id} failed: {info.get('type', '?')}: {info.get('message', '')}")
 
-    def _collected_outcome(self, auto_cleanup: bool | None) -> None:
-        first = not self._collected
-        self._collected = True
-        if self.auto_cleanup if auto_cleanup is None else auto_cleanup:
-            self.cleanup()
-        elif first and not self._data.get("results_retrieved"):
+    def _mark_retrieved(self) -> None:
+        if not self._data.get("results_retrieved"):
             self._data = dict(self._data, results_retrieved=True)
             try:
                 self.store.write_record(self.job_id, self._data)
@@ -542,8 +543,7 @@ def rx_cleanup_jobs(
     Returns:
         The ids of the jobs cleaned up.
     """
-    if not isinstance(force, bool):
-        raise RxArgumentTypeError(f"force must be True or False, got {force!r}")
+    _check_bool("force", force)
     removed = []
     for item in _flatten(jobs):
         try:

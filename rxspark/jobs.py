@@ -280,7 +280,12 @@ class RxJob(Future):
                 # A short waiting call: nothing on disk, and its id was never shown to
                 # anyone (so nothing can be tagged with it); skip the cleanup hooks.
                 self._cleaned = True
-        elif first and self._recorded and not self.waiting:
+        elif first:
+            self._mark_retrieved()
+
+    def _mark_retrieved(self) -> None:
+        """Note in the record that the results were handed out (``rx_cleanup_jobs`` needs no force then)."""
+        if self._recorded and not self.waiting:
             self._save_quietly(self.status(), final=True, keep_results=True)
 
     def cleanup(self) -> bool:

@@ -47,6 +47,8 @@ REDACTED = "***REDACTED***"
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _SECRET_KEY = re.compile(r"secret|password|passwd|token|key|credential", re.IGNORECASE)
 _URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+# name=value inside a string, e.g. "-Djavax.net.ssl.keyStorePassword=abc" in extraJavaOptions.
+_INLINE_SECRET = re.compile(r"(?P<name>[\w.-]*(?:secret|password|passwd|token|key|credential)[\w.-]*=)[^\s,;&'\"]+", re.IGNORECASE)
 
 # ---------------------------------------------------------------- cleanup hooks
 
@@ -92,8 +94,9 @@ def redact(value: Any) -> Any:
 
     Dict keys (and the first item of ``(key, value)`` pairs, as in a Spark
     conf's ``getAll()``) matching secret, password, token, key or credential
-    have their value replaced, at any depth; credentials embedded in URLs
-    (``scheme://user:pass@host``) are removed.
+    have their value replaced, at any depth; so do such ``name=value`` pairs
+    inside strings (``-Dssl.keyStorePassword=...`` in Java options), and
+    credentials embedded in URLs (``scheme://user:pass@host``).
     """
     if isinstance(value, dict):
         return {k: REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) else redact(v) for k, v in value.items()}
@@ -102,7 +105,11 @@ def redact(value: Any) -> Any:
             return [value[0], REDACTED]
         return [redact(v) for v in value]
     if isinstance(value, str):
-        return _URL_USERINFO.sub(rf"\g<scheme>{REDACTED}@", value) if "@" in value else value
+        if "@" in value:
+            value = _URL_USERINFO.sub(rf"\g<scheme>{REDACTED}@", value)
+        if "=" in value:
+            value = _INLINE_SECRET.sub(rf"\g<name>{REDACTED}", value)
+        return value
     if value is None or isinstance(value, (bool, int, float)):
         return value
     return redact(str(value))

@@ -138,6 +138,7 @@ def test_redact():
         "uri": "hdfs://user:x@nn:8020/path",
         "plain_uri": "hdfs://nn:8020/path",
         "obj": object,
+        "spark.driver.extraJavaOptions": "-Xss4m -Djavax.net.ssl.keyStorePassword=abc -Dfoo=bar",
     }
     out = job_store.redact(value)
     assert out["a"] == 1 and out["Password"] == job_store.REDACTED
@@ -149,6 +150,7 @@ def test_redact():
     assert out["pairs"] == [["fs.s3a.access.key", job_store.REDACTED], ["spark.master", "yarn"]]
     assert out["uri"] == "hdfs://***REDACTED***@nn:8020/path" and out["plain_uri"] == "hdfs://nn:8020/path"
     assert out["obj"] == str(object)
+    assert out["spark.driver.extraJavaOptions"] == "-Xss4m -Djavax.net.ssl.keyStorePassword=***REDACTED*** -Dfoo=bar"
     json.dumps(out)
     assert value["Password"] == "x"  # the input is not modified
 
