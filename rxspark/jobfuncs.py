@@ -79,7 +79,7 @@ class StoredJob(RxJob):
     def __init__(self, store: _store.JobStore, record: dict[str, Any]) -> None:
         Future.__init__(self)
         self.store = store
-        self.share_dir = store.root
+        self._share_dir = store.root
         self.job_id = record["job_id"]
         self.plan = None  # type: ignore[assignment]
         self.context = None  # type: ignore[assignment]

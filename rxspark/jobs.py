@@ -113,7 +113,7 @@ class RxJob(Future):
         self._collected = False
         self._thread: threading.Thread | None = None
         # Job store state (see the module docstring).
-        self.share_dir = context.share_dir
+        self._share_dir: str | None = None
         self.waiting = True
         self._recorded = False
         self._final = False
@@ -139,6 +139,13 @@ class RxJob(Future):
     @property
     def function_name(self) -> str:
         return self.plan.function_name
+
+    @property
+    def share_dir(self) -> str:
+        """The job store this job's record goes to (its context's ``share_dir`` when first needed)."""
+        if self._share_dir is None:
+            self._share_dir = self.context.share_dir
+        return self._share_dir
 
     def status(self) -> str:
         """One of "queued", "running", "finished", "failed", "canceled"."""
