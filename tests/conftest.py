@@ -78,9 +78,25 @@ def registry() -> ContextRegistry:
 
 
 @pytest.fixture(scope="session", params=ALL_CONTEXTS)
-def cc(request):
-    """Each compute context of the conformance suite."""
-    return REGISTRY.get(request.param)
+def cc_name(request) -> str:
+    """Session-scoped, so pytest groups the tests by context (one Spark start each)."""
+    return request.param
+
+
+@pytest.fixture
+def cc(cc_name):
+    """Each compute context of the conformance suite (looked up anew: the registry may have replaced it)."""
+    return REGISTRY.get(cc_name)
+
+
+@pytest.fixture
+def spark_local():
+    return REGISTRY.get("spark-local")
+
+
+@pytest.fixture
+def spark_cluster():
+    return REGISTRY.get("spark-cluster")
 
 
 @pytest.fixture(autouse=True)

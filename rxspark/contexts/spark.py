@@ -51,7 +51,12 @@ _LOCAL_MASTER = re.compile(r"^local(\[.*\])?$|^local-cluster\[.*\]$")
 
 def _pyspark() -> Any:
     try:
-        import pyspark
+        with warnings.catch_warnings():
+            # pyspark warns at import about pandas versions it has not certified;
+            # rxspark does not use pyspark's pandas integration.
+            warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+            import pyspark
+            import pyspark.sql  # noqa: F401
     except ImportError as exc:  # pragma: no cover - pyspark is a core dependency
         raise RxSparkUnavailableError("pyspark is not installed: pip install 'pyspark>=4,<5'") from exc
     return pyspark
@@ -301,25 +306,27 @@ class RxSpark(ComputeContext):
 
     # ------------------------------------------------------------ session lifecycle
 
-    def spark_config(self) -> dict[str, str]:
-        """The Spark properties a new session is started with."""
-        conf: dict[str, str] = {
-            "spark.ui.showConsoleProgress": "false",
-            "spark.python.worker.reuse": "true",
-        }
-        master = self.master or "local[*]"
-        if not (self.extra_spark_config.get("spark.pyspark.python") or os.environ.get("PYSPARK_PYTHON")):
+    def spark_config(self, master: str | None = None) -> tuple[dict[str, str], dict[str, str]]:
+        """The Spark properties a new session gets: (defaults, explicit).
+
+        Defaults apply only where nothing else (spark-submit, the environment)
+        set the property; explicit ones (constructor arguments and
+        ``extra_spark_config``) always apply.
+        """
+        master = master or self.master or "local[*]"
+        defaults: dict[str, str] = {"spark.ui.showConsoleProgress": "false"}
+        if not os.environ.get("PYSPARK_PYTHON"):
             # Otherwise workers may run another python3, without this environment's packages.
-            conf["spark.pyspark.python"] = sys.executable
-            conf["spark.pyspark.driver.python"] = sys.executable
+            defaults["spark.pyspark.python"] = sys.executable
+            defaults["spark.pyspark.driver.python"] = sys.executable
         if _is_local(master):
             # Stay on loopback, and let workers import what the driver can (scripts' own modules).
-            conf["spark.driver.host"] = "127.0.0.1"
-            conf["spark.driver.bindAddress"] = "127.0.0.1"
-            paths = [p for p in sys.path if p and os.path.exists(p)]
-            conf["spark.executorEnv.PYTHONPATH"] = os.pathsep.join(paths)
+            defaults["spark.driver.host"] = "127.0.0.1"
+            defaults["spark.driver.bindAddress"] = "127.0.0.1"
+            defaults["spark.executorEnv.PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.exists(p))
         if os.path.exists(LOG4J2_PROPERTIES):
-            conf["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{LOG4J2_PROPERTIES}"
+            defaults["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{LOG4J2_PROPERTIES}"
+        explicit: dict[str, str] = {}
         for prop, value in (
             ("spark.executor.instances", self.num_executors),
             ("spark.executor.cores", self.executor_cores),
@@ -328,9 +335,9 @@ class RxSpark(ComputeContext):
             ("spark.executor.memoryOverhead", self.executor_overhead_mem),
         ):
             if value is not None:
-                conf[prop] = str(value)
-        conf.update({k: str(v) for k, v in self.extra_spark_config.items()})
-        return conf
+                explicit[prop] = str(value)
+        explicit.update({k: str(v) for k, v in self.extra_spark_config.items()})
+        return defaults, explicit
 
     def connect(self) -> RxSpark:
         """Start (or attach to) the Spark application now."""
@@ -360,7 +367,7 @@ class RxSpark(ComputeContext):
             _pyspark()
             from pyspark.sql import SparkSession
 
-            active = SparkSession.getActiveSession()
+            active = _running_session()
             if active is not None:
                 if self.master is not None and active.sparkContext.master != self.master:
                     raise RxArgumentError(
@@ -369,14 +376,32 @@ class RxSpark(ComputeContext):
                     )
                 self._spark, self._owned = active, False
                 return active
-            master = self.master or "local[*]"
-            _check_java()
+            from pyspark import SparkConf, SparkContext
+
+            # Under spark-submit the JVM already runs and holds the submitted
+            # properties (master included): connect to it first so SparkConf sees them.
+            submitted = "PYSPARK_GATEWAY_PORT" in os.environ or SparkContext._gateway is not None
+            if submitted:
+                SparkContext._ensure_initialized()
+            conf = SparkConf()
+            master = self.master or conf.get("spark.master", None) or "local[*]"
+            if not submitted:
+                _check_java()
             _check_master(master)
             if _is_local(master):
                 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-            builder = SparkSession.builder.master(master).appName(self.app_name)
-            for key, value in self.spark_config().items():
-                builder = builder.config(key, value)
+            defaults, explicit = self.spark_config(master)
+            for key, value in defaults.items():
+                conf.setIfMissing(key, value)
+            conf.setAll(list(explicit.items()))
+            if not os.environ.get("PYSPARK_PYTHON"):
+                # PySpark starts workers with $PYSPARK_PYTHON (else "python3", which may
+                # lack this environment's packages), whatever spark.pyspark.python says.
+                os.environ["PYSPARK_PYTHON"] = conf.get("spark.pyspark.python", None) or sys.executable
+            conf.setMaster(master)
+            if self.app_name != "rxspark" or not conf.contains("spark.app.name"):
+                conf.setAppName(self.app_name)
+            builder = SparkSession.builder.config(conf=conf)
             started: dict[str, Any] = {}
 
             def start() -> None:
@@ -551,12 +576,34 @@ class RxSpark(ComputeContext):
             info.update(master=sc.master, application_id=sc.applicationId, spark_version=sc.version)
             info["spark_conf"] = dict(sc.getConf().getAll())
         else:
-            info["spark_conf"] = self.spark_config()
+            defaults, explicit = self.spark_config()
+            info["spark_conf"] = {**defaults, **explicit}
         return info
 
     def __repr__(self) -> str:
         state = "started" if self._owned else ("attached" if self._spark is not None else "not started")
         return f"RxSpark(master={self.master or 'local[*]'!r}, {state}, wait={self.wait})"
+
+
+def _running_session() -> SparkSession | None:
+    """The session of this process's running SparkContext, if any.
+
+    ``SparkSession.getActiveSession()`` alone is not enough: it is per thread,
+    and a session started in another thread (or by other code) would be missed
+    and then wrongly taken over.
+    """
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    if SparkContext._active_spark_context is None:
+        return None
+    existing = getattr(SparkSession, "_instantiatedSession", None)
+    if existing is not None and existing.sparkContext is SparkContext._active_spark_context:
+        return existing
+    return SparkSession(SparkContext._active_spark_context)
 
 
 def _bind(function: Any, *args: Any) -> Any:
