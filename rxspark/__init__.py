@@ -24,7 +24,9 @@ from .errors import (
     RxError,
     RxJobCanceledError,
     RxJobError,
+    RxLargeObjectWarning,
     RxMissingExtraError,
+    RxShareError,
     RxSparkUnavailableError,
     RxTaskError,
     RxTaskFailureWarning,
@@ -44,7 +46,7 @@ from .jobs import RxJob
 from .options import rx_options
 from .plan import rx_elem_arg
 from .rng import rng
-from .share import RxShared, RxShareError, rx_share
+from .share import RxShared, rx_share
 
 __version__ = "0.1.0"
 
@@ -77,6 +79,7 @@ __all__ = [
     "RxJob",
     "RxJobCanceledError",
     "RxJobError",
+    "RxLargeObjectWarning",
     "RxLocalParallel",
     "RxLocalSeq",
     "RxMissingExtraError",

@@ -45,6 +45,25 @@ class RxWorkerLostError(RxJobError):
     """The process running a chunk died on every allowed attempt."""
 
 
+class RxShareError(RxError):
+    """Shared data could not be stored or loaded (missing, truncated or altered file).
+
+    Attributes:
+        path: The file (path or URI) concerned.
+    """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.path))
+
+
+class RxLargeObjectWarning(UserWarning):
+    """A large object is copied to the workers where a shared handle would do."""
+
+
 class RxTaskFailureWarning(UserWarning):
     """Issued once per job whose result holds failed tasks."""
 

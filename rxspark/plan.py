@@ -503,6 +503,7 @@ def build_plan(
     except Exception:  # noqa: BLE001 - find the culprit and say so
         raise RxArgumentError(_diagnose_serialization(payload, all_calls, names)) from None
 
+    _warn_if_large(payload, len(payload_blob))
     return TaskPlan(
         n_tasks=n,
         chunk_size=chunk_size,
@@ -514,3 +515,18 @@ def build_plan(
         nodes=node_names,
         function_name=function_name,
     )
+
+
+def _warn_if_large(payload: Payload, payload_bytes: int) -> None:
+    """Recommend ``rx_share`` for big exec objects or shared arguments (measured only for big payloads)."""
+    from .options import get_option
+
+    threshold = get_option("exec_objects_warn_bytes")
+    if payload_bytes <= threshold:
+        return
+    from .share import exec_object_sizes, warn_if_large
+
+    warn_if_large(exec_object_sizes(payload.exec_objects), threshold)
+    shared_args = {f"positional argument {i}": a for i, a in enumerate(payload.args)}
+    shared_args.update({f"keyword argument {k!r}": v for k, v in payload.kwargs.items()})
+    warn_if_large(exec_object_sizes(shared_args), threshold, what="arguments")

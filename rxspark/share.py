@@ -51,7 +51,7 @@ from urllib.parse import urlsplit
 
 import cloudpickle
 
-from .errors import RxArgumentError, RxArgumentTypeError, RxError
+from .errors import RxArgumentError, RxArgumentTypeError, RxLargeObjectWarning, RxShareError
 
 __all__ = [
     "RxShareError",
@@ -84,25 +84,6 @@ CACHE_ENTRIES = 16
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
 _WRITE_BUFFER = 1 << 20
-
-
-class RxShareError(RxError):
-    """Shared data could not be stored or loaded (missing, truncated or altered file).
-
-    Attributes:
-        path: The file (path or URI) concerned.
-    """
-
-    def __init__(self, message: str, path: str | None = None) -> None:
-        super().__init__(message)
-        self.path = path
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (str(self), self.path))
-
-
-class RxLargeObjectWarning(UserWarning):
-    """A large object is copied to the workers where a shared handle would do."""
 
 
 # --------------------------------------------------------------------------- locations

@@ -153,3 +153,16 @@ def test_import_does_not_import_pyspark():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_large_exec_objects_and_arguments_warn_recommending_rx_share():
+    before = rxspark.rx_options()["exec_objects_warn_bytes"]
+    rxspark.rx_options(exec_objects_warn_bytes=10_000)
+    try:
+        with pytest.warns(rxspark.RxLargeObjectWarning, match="rx_share") as seen:
+            rx_exec(tasks.uses_global, 2, exec_objects={"SCALE": np.ones(5000)}, times_to_run=1)
+        assert "'SCALE'" in str(seen[0].message) and seen[0].filename == __file__
+        with pytest.warns(rxspark.RxLargeObjectWarning, match="positional argument 0"):
+            rx_exec(tasks.identity, np.ones(5000), times_to_run=1)
+    finally:
+        rxspark.rx_options(exec_objects_warn_bytes=before)
