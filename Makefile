@@ -23,7 +23,7 @@ java:
 	@scripts/ensure-java.sh
 
 demo: venv java
-	$(PY) examples/dice.py
+	$(PY) examples/dice.py --seed 777
 
 test: venv java
 	$(PY) -m pytest -q
