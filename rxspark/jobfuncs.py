@@ -223,12 +223,23 @@ class StoredJob(RxJob):
         return self.collect(timeout=timeout)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
+        """The job's exception once it ends (None if it finished), as ``Future.exception``."""
         status = self.wait_done(timeout)
+        if status == "missing":
+            raise _missing(self.job_id, self.store)
         if status == "canceled":
             raise RxJobCanceledError(f"job {self.job_id} was canceled; it has no results")
         if status == "failed":
             return self._stored_exception()
-        return None
+        return self._lost() if status == "undetermined" else None
+
+    def _lost(self) -> RxJobError:
+        owner = self._data.get("owner") or {}
+        return RxJobError(
+            f"job {self.job_id} was {self._data.get('status')} in process {owner.get('pid')} on "
+            f"{owner.get('host')}, which no longer runs it: its results are lost. Run it again "
+            f"(rng_seed={self.rng_seed!r} reproduces its random numbers), then rx_cleanup_jobs({self.job_id!r})."
+        )
 
     def collect(self, timeout: float | None = None, console_output: bool | None = None, auto_cleanup: bool | None = None) -> Any:
         """The job's results, once it ends, from the job store.
@@ -244,12 +255,7 @@ class StoredJob(RxJob):
         if status == "missing":
             raise _missing(self.job_id, self.store)
         if status == "undetermined":
-            owner = self._data.get("owner") or {}
-            raise RxJobError(
-                f"job {self.job_id} was {self._data.get('status')} in process {owner.get('pid')} on "
-                f"{owner.get('host')}, which no longer runs it: its results are lost. Run it again "
-                f"(rng_seed={self.rng_seed!r} reproduces its random numbers), then rx_cleanup_jobs({self.job_id!r})."
-            )
+            raise self._lost()
         if status == "canceled":
             self._collected_outcome(auto_cleanup)
             raise RxJobCanceledError(f"job {self.job_id} was canceled; it has no results")

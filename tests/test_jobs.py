@@ -348,6 +348,8 @@ def test_a_killed_driver_leaves_an_undetermined_job(share_dir, tmp_path):
     assert seen["status"] == "undetermined" and seen["listed"] == [job_id]
     assert "no longer runs it" in seen["error"] and str(owner.pid) in seen["error"]
     assert record_of(share_dir, job_id)["status"] == "running"  # what the dead owner last wrote
+    stored = rx_get_jobs()[job_id]
+    assert stored.done() and isinstance(stored.exception(timeout=1), RxJobError)
     assert rx_cleanup_jobs(job_id) == [job_id] and job_dirs(share_dir) == []
 
 
