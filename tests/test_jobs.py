@@ -305,7 +305,7 @@ def test_canceling_one_job_leaves_another_on_the_same_context_alone(make, share_
         other = rx_exec(tasks.draw, rx_elem_arg([2] * 8), rng_seed=1, task_chunk_size=1, compute_context=context, wait=False)
         eventually(lambda: jobtasks.started(str(tmp_path / "log")) > 0, what="the first task")
         doomed.cancel()
-        assert other.wait_done(10) == "finished"
+        assert other.wait_done(6) == "finished"
         assert other.result() == rx_exec(tasks.draw, rx_elem_arg([2] * 8), rng_seed=1, task_chunk_size=1)
     finally:
         doomed.cancel()
