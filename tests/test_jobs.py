@@ -329,7 +329,7 @@ def test_a_killed_driver_leaves_an_undetermined_job(share_dir, tmp_path):
         eventually(lambda: record_of(share_dir, job_id)["status"] == "running", what="the running record")
     finally:
         owner.send_signal(signal.SIGKILL)
-        owner.wait(timeout=30)
+        owner.communicate(timeout=30)
     later = python(
         """
         import json, sys, rxspark
@@ -360,7 +360,7 @@ def test_a_killed_waiting_driver_leaves_an_undetermined_job(share_dir, tmp_path)
         (job_id,) = eventually(lambda: job_dirs(share_dir), what="the waiting job's record")
     finally:
         owner.send_signal(signal.SIGKILL)
-        owner.wait(timeout=30)
+        owner.communicate(timeout=30)
     assert rx_get_job_status(job_id) == "undetermined"
     assert rx_cancel_job(job_id) is True  # nothing runs it: the record just says canceled now
     assert rx_get_job_status(job_id) == "canceled"
@@ -381,7 +381,7 @@ def test_cancel_from_another_process(share_dir, tmp_path):
     finally:
         if owner.poll() is None:
             owner.kill()
-            owner.wait(timeout=30)
+        owner.communicate(timeout=30)
     assert out.strip() == "canceled", err
     assert jobtasks.started(log) < SLOW_TASKS / 2
 
@@ -404,7 +404,7 @@ def test_a_stored_job_is_a_future(share_dir, tmp_path):
     finally:
         if owner.poll() is None:
             owner.kill()
-            owner.wait(timeout=30)
+        owner.communicate(timeout=30)
     # auto_cleanup=False: the record stays, and says the results were retrieved.
     assert record_of(share_dir, job_id)["results_retrieved"] is True
     again = rx_get_jobs()[job_id]
