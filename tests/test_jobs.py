@@ -282,18 +282,11 @@ def test_non_waiting_contexts_return_jobs_and_cancel(make, share_dir, tmp_path):
 @pytest.mark.parametrize(
     "make",
     [
-        pytest.param(
-            lambda: rxspark.RxLocalParallel(2),
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="contexts/local.py: RxLocalParallel._stop_running() shuts the shared pool down with "
-                "cancel_futures=True and terminates every worker, so the other job's chunks are dropped or "
-                "never complete (CPython 3.11's pool manager thread dies on the cancelled futures)",
-            ),
-        ),
+        lambda: rxspark.RxLocalParallel(2),
+        lambda: rxspark.RxForeachDoPar(concurrent.futures.ProcessPoolExecutor(2)),
         lambda: rxspark.RxForeachDoPar(concurrent.futures.ThreadPoolExecutor(2)),
     ],
-    ids=["RxLocalParallel", "RxForeachDoPar"],
+    ids=["RxLocalParallel", "RxForeachDoPar-processes", "RxForeachDoPar-threads"],
 )
 def test_canceling_one_job_leaves_another_on_the_same_context_alone(make, share_dir, tmp_path):
     context = make()

@@ -8,9 +8,12 @@ what is left when the job stops.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
+import time
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RxArgumentTypeError, RxWorkerLostError
@@ -22,15 +25,86 @@ if TYPE_CHECKING:
     from ..plan import Chunk
 
 
+@dataclass
+class FileStopFlag:
+    """A stop signal that worker processes on this machine can see: the file exists.
+
+    Process pools must not have their futures cancelled: in CPython 3.11 a
+    pool that breaks while a cancelled future is pending loses its manager
+    thread and every other future hangs. Chunks of a stopped job check this
+    flag instead (at start, then at most every 50 ms between tasks) and end early.
+    """
+
+    path: str
+    _seen: bool = False
+    _checked: float = 0.0
+
+    def is_set(self) -> bool:
+        if not self._seen:
+            now = time.monotonic()
+            if now - self._checked >= 0.05:
+                self._checked = now
+                self._seen = os.path.exists(self.path)
+        return self._seen
+
+    def set(self) -> None:
+        with open(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600), "w"):
+            pass
+
+    def remove(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+def _remove_when_done(flag: FileStopFlag, futures: list[Future[Any]]) -> None:
+    """Delete the flag once the last of ``futures`` is done (they read it until then)."""
+    remaining = [len(futures)]
+    lock = threading.Lock()
+
+    def one_done(_: Future[Any]) -> None:
+        with lock:
+            remaining[0] -= 1
+            last = remaining[0] == 0
+        if last:
+            flag.remove()
+
+    for future in futures:
+        future.add_done_callback(one_done)
+
+
 class ExecutorContext(ComputeContext):
     """Shared run loop of the executor-based contexts."""
 
     in_process = False
+    # Seconds a canceled job's running chunks get to notice their stop flag
+    # before the pool's processes are terminated.
+    cancel_grace_seconds = 2.0
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._jobs: dict[str, dict[Future[Any], Chunk]] = {}
+        self._jobs: dict[str, dict[Future[Any], tuple[Chunk, Executor]]] = {}
+        self._stops: dict[str, Any] = {}
         self._jobs_lock = threading.Lock()
+        self._private: str | None = None
+
+    def _private_dir(self) -> str:
+        """A directory only this user can read, removed by ``close()``."""
+        if self._private is None:
+            import tempfile
+
+            self._private = tempfile.mkdtemp(prefix="rxspark-")  # mode 0700
+        return self._private
+
+    def _local_processes(self) -> bool:
+        """Whether chunks run in processes of this machine (stop flags work, futures must not be cancelled)."""
+        return False
+
+    def _stop_flag(self, job: RxJob) -> Any:
+        if self.in_process:
+            return job.stop_event
+        if self._local_processes():
+            return FileStopFlag(os.path.join(self._private_dir(), f"{job.job_id}.stop"))
+        return None
 
     # Hooks for subclasses.
     def _executor(self) -> Executor:
@@ -62,7 +136,7 @@ class ExecutorContext(ComputeContext):
         ref = self._payload_ref(job)
         pending: dict[Future[Any], tuple[Chunk, Executor]] = {}
         attempts: dict[int, int] = {}
-        stop = job.stop_event if self.in_process else None
+        stop = self._stop_flag(job)
 
         def submit(chunk: Chunk) -> None:
             executor = self._executor()
@@ -71,7 +145,8 @@ class ExecutorContext(ComputeContext):
             pending[future] = (chunk, executor)
 
         with self._jobs_lock:
-            self._jobs[job.job_id] = pending  # type: ignore[assignment]
+            self._jobs[job.job_id] = pending
+            self._stops[job.job_id] = stop
         try:
             for chunk in job.plan.chunks:
                 if job.should_stop():
@@ -101,16 +176,42 @@ class ExecutorContext(ComputeContext):
         finally:
             with self._jobs_lock:
                 self._jobs.pop(job.job_id, None)
-            for future in pending:
-                future.cancel()
+                self._stops.pop(job.job_id, None)
+            leftover = list(pending)
+            if isinstance(stop, FileStopFlag):
+                if leftover:
+                    stop.set()
+                    _remove_when_done(stop, leftover)
+            else:
+                for future in leftover:
+                    future.cancel()
             self._release_payload(ref)
 
     def _cancel(self, job: RxJob) -> None:
         with self._jobs_lock:
             futures = list(self._jobs.get(job.job_id, {}))
-        running = [f for f in futures if not f.cancel() and not f.done()]
-        if running and not self.in_process:
+            stop = self._stops.get(job.job_id)
+        if isinstance(stop, FileStopFlag):
+            stop.set()
+            if futures:
+                threading.Thread(target=self._stop_if_stuck, args=(futures,), daemon=True).start()
+        else:
+            for future in futures:
+                future.cancel()  # running in-process chunks stop between tasks (job.stop_event)
+
+    def _stop_if_stuck(self, futures: list[Future[Any]]) -> None:
+        """A task that ignores the stop flag (say, an endless loop) gets its process stopped."""
+        _, not_done = wait(futures, timeout=self.cancel_grace_seconds)
+        if not_done:
             self._stop_running()
+
+    def close(self) -> None:
+        if self._private is not None:
+            import shutil
+
+            shutil.rmtree(self._private, ignore_errors=True)
+            self._private = None
+        super().close()
 
 
 class RxForeachDoPar(ExecutorContext):
@@ -143,6 +244,9 @@ class RxForeachDoPar(ExecutorContext):
         self.num_workers = num_workers
         # Threads share this process: no serialization, and a cancel stops running chunks between tasks.
         self.in_process = isinstance(executor, ThreadPoolExecutor)
+
+    def _local_processes(self) -> bool:
+        return isinstance(self.executor, ProcessPoolExecutor) or type(self.executor).__module__.startswith("loky")
 
     def parallelism(self) -> int:
         if self.num_workers:

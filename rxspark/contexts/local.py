@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import tempfile
 import threading
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -72,7 +71,6 @@ class RxLocalParallel(ExecutorContext):
         self.num_workers = num_workers
         self._pool: ProcessPoolExecutor | None = None
         self._pool_lock = threading.Lock()
-        self._spill_dir: tempfile.TemporaryDirectory[str] | None = None
 
     def parallelism(self) -> int:
         return self.num_workers or cores_to_use()
@@ -89,9 +87,7 @@ class RxLocalParallel(ExecutorContext):
         blob = job.plan.payload_blob
         if len(blob) <= SPILL_BYTES:
             return InlinePayload(job.job_id, blob)
-        if self._spill_dir is None:
-            self._spill_dir = tempfile.TemporaryDirectory(prefix="rxspark-")  # mode 0700
-        path = os.path.join(self._spill_dir.name, f"{job.job_id}.payload")
+        path = os.path.join(self._private_dir(), f"{job.job_id}.payload")
         with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
             f.write(blob)
         return FilePayload(job.job_id, path)
@@ -103,6 +99,9 @@ class RxLocalParallel(ExecutorContext):
             except FileNotFoundError:
                 pass
 
+    def _local_processes(self) -> bool:
+        return True
+
     def _max_attempts(self) -> int:
         return get_option("max_chunk_attempts")
 
@@ -113,28 +112,34 @@ class RxLocalParallel(ExecutorContext):
         with self._pool_lock:
             if self._pool is broken:
                 self._pool = None
-        broken.shutdown(wait=False, cancel_futures=True)
+        broken.shutdown(wait=False)
 
     def _stop_running(self) -> None:
-        """Stop running chunks: terminate the pool's processes; a new pool starts on next use."""
+        """Stop running chunks: terminate the pool's processes; a new pool starts on next use.
+
+        Chunks of other jobs on the pool fail with ``BrokenProcessPool`` and
+        are run again (worker loss), so they are delayed, not lost.
+        """
         with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is None:
             return
         # The executor has no public way to stop a running call; its worker
         # processes are the only handle (CPython 3.14 adds terminate_workers()).
-        for process in list(getattr(pool, "_processes", {}).values()):
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
             process.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=False)
 
     def close(self) -> None:
+        """Stop the pool: at once if jobs are still running on it, else after the workers exit."""
+        with self._jobs_lock:
+            busy = bool(self._jobs)
+        if busy:
+            self._stop_running()
         with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        if self._spill_dir is not None:
-            self._spill_dir.cleanup()
-            self._spill_dir = None
+            pool.shutdown(wait=True)
         super().close()
 
     def describe(self) -> dict[str, Any]:
