@@ -2,6 +2,7 @@
 
     python examples/dice.py                      # embedded Spark (local[*])
     python examples/dice.py --seed 777           # reproducible: same table every run
+    python examples/dice.py --master none --seed 777   # no Spark (RxLocalSeq): the same table again
     ./spark-submit.sh examples/dice.py --seed 777
 """
 

@@ -118,9 +118,11 @@ def plot(result: dict[str, Any], path: str) -> str:
     if result.get("sequential"):
         ax.axhline(result["sequential"]["tot_withinss"], color="0.2", ls="--", lw=1,
                    label=f"sequential, nstart={result['sequential']['nstart']}")
-        ax.legend(loc="lower right", fontsize=8)
-    spread = ss.max() - ss.min()
-    ax.set_ylim(ss.min() - max(spread, 1.0) * 0.6, ss.max() + max(spread, 1.0) * 0.3)
+        ax.legend(loc="upper right", fontsize=8)
+    spread = max(ss.max() - ss.min(), 1.0)
+    low = min(ss.min(), result["sequential"]["tot_withinss"]) if result.get("sequential") else ss.min()
+    ax.set_ylim(low - spread * 0.3, ss.max() + spread * 0.5)
+    ax.set_xticks(np.arange(1, len(ss) + 1, 1 if len(ss) <= 25 else 5))
     ax.set_xlabel("task (best of its nstart starts)")
     ax.set_ylabel("total within-cluster SS")
     ax.set_title(f"k-means, {result['tasks']} tasks x nstart {result['nstart']}: best is task {result['best_task'] + 1}")
