@@ -190,14 +190,7 @@ def test_rng_streams_are_uncorrelated_and_auto_seeds_replay(spark_local):
     "kind",
     [
         "PCG64",
-        pytest.param(
-            "MT2203",
-            marks=pytest.mark.xfail(
-                reason="rxspark.rng seeds every MT2203 substream with the same seed words; their first draws "
-                "are correlated (fix: SeedSequence(seed, spawn_key=(index,)) for each substream)",
-                strict=False,
-            ),
-        ),
+        "MT2203",
     ],
 )
 def test_streams_look_independent_over_many_checks(kind):

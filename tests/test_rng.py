@@ -129,6 +129,19 @@ def test_streams_are_independent(kind):
         assert np.abs(corr).max() < 0.3, (kind, seed)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_many_streams_of_one_job_look_independent(kind):
+    """40 groups of 5 streams x 500 uniforms: |r| > 0.1 in about 20% of groups for independent streams."""
+    draws = rx_exec(tasks.uniforms, 500, times_to_run=200, rng_seed=2024, rng_kind=kind, rng_scope="task")
+    largest = []
+    for g in range(40):
+        corr = np.corrcoef(np.vstack(draws[5 * g : 5 * g + 5]))
+        np.fill_diagonal(corr, 0)
+        largest.append(np.abs(corr).max())
+    assert max(largest) < 0.3
+    assert sum(v > 0.1 for v in largest) < 20
+
+
 def test_streams_of_one_job_do_not_repeat():
     draws = rx_exec(tasks.uniforms, 100, times_to_run=50, rng_seed=3, rng_scope="task")
     firsts = [tuple(np.round(d[:4], 12)) for d in draws]
