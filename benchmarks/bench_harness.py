@@ -3,7 +3,9 @@
 Every variant of a workload is measured in the same run, the same way: one
 warm-up call (its result is checked, so a broken variant fails loudly instead
 of reporting a number), then ``repeat`` timed calls with a garbage collection
-before each. Reported: every time, the minimum, the median and the warm-up
+before each. The timed calls of a case's variants are interleaved (run 1 of
+each variant, then run 2 ...), so a load change on a shared machine hits them
+alike. Reported: every time, the minimum, the median and the warm-up
 ("first") time. A variant whose warm-up took longer than ``slow_seconds`` is
 timed ``slow_repeat`` times only, and says so in its note. A variant that would
 take longer than ``budget_seconds`` per call (judged from its time at a
@@ -159,36 +161,69 @@ class Recorder:
         repeat: int | None = None,
         note: str = "",
     ) -> Result:
-        """Warm up (and check the result), then time ``fn`` ``repeat`` times."""
-        repeat = self.repeat if repeat is None else repeat
-        first = None
-        notes = [note] if note else []
-        for i in range(max(self.warmup, 1 if check is not None else 0)):
-            gc.collect()
-            began = time.perf_counter()
-            value = fn()
-            elapsed = time.perf_counter() - began
-            if i == 0:
-                first = elapsed
-                if check is not None:
-                    check(value)
-            del value
-        if first is not None and first > self.slow_seconds and repeat > self.slow_repeat:
-            repeat = self.slow_repeat
-            notes.append(f"{repeat} timed runs only: the warm-up took {first:.0f} s (> {self.slow_seconds:.0f} s)")
-        times = []
-        for _ in range(repeat):
-            gc.collect()
-            began = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - began)
-        if not times:  # repeat=0: only the warm-up ran
-            times = [first] if first is not None else []
-        result = Result(workload, case, variant, n=n, times=times, first=first, note="; ".join(notes))
-        if times:
-            result.min = min(times)
-            result.median = statistics.median(times)
-        return self._add(result)
+        """One variant on its own: warm up (and check the result), then time ``fn`` ``repeat`` times."""
+        (result,) = self.measure_case(workload, case, [Variant(variant, fn, n=n, check=check, repeat=repeat, note=note)])
+        return result
+
+    def measure_case(self, workload: str, case: str, variants: list[Variant]) -> list[Result]:
+        """The variants of one case, interleaved.
+
+        Each variant is warmed up (and its result checked) first; then the timed
+        runs go round-robin (run 1 of every variant, then run 2 ...), so a change
+        in the machine's load during the case hits every variant alike instead
+        of whichever happened to run last.
+        """
+        firsts: dict[str, float | None] = {}
+        repeats: dict[str, int] = {}
+        notes: dict[str, list[str]] = {}
+        for v in variants:
+            first = None
+            for i in range(max(self.warmup, 1 if v.check is not None else 0)):
+                gc.collect()
+                began = time.perf_counter()
+                value = v.fn()
+                elapsed = time.perf_counter() - began
+                if i == 0:
+                    first = elapsed
+                    if v.check is not None:
+                        v.check(value)
+                del value
+            firsts[v.name] = first
+            repeats[v.name] = self.repeat if v.repeat is None else v.repeat
+            notes[v.name] = [v.note] if v.note else []
+            if first is not None and first > self.slow_seconds and repeats[v.name] > self.slow_repeat:
+                repeats[v.name] = self.slow_repeat
+                notes[v.name].append(f"{self.slow_repeat} timed runs only: the warm-up took {first:.0f} s (> {self.slow_seconds:.0f} s)")
+        times: dict[str, list[float]] = {v.name: [] for v in variants}
+        for round_ in range(max(repeats.values(), default=0)):
+            for v in variants:
+                if round_ >= repeats[v.name]:
+                    continue
+                gc.collect()
+                began = time.perf_counter()
+                v.fn()
+                times[v.name].append(time.perf_counter() - began)
+        results = []
+        for v in variants:
+            ts = times[v.name] or ([firsts[v.name]] if firsts[v.name] is not None else [])
+            result = Result(workload, case, v.name, n=v.n, times=ts, first=firsts[v.name], note="; ".join(notes[v.name]))
+            if ts:
+                result.min = min(ts)
+                result.median = statistics.median(ts)
+            results.append(self._add(result))
+        return results
+
+
+@dataclass
+class Variant:
+    """One way of doing a case's work: ``fn`` runs it once; ``check`` validates the warm-up's result."""
+
+    name: str
+    fn: Callable[[], Any]
+    n: int | None = None
+    check: Callable[[Any], None] | None = None
+    repeat: int | None = None
+    note: str = ""
 
 
 # ------------------------------------------------------------------ the machine

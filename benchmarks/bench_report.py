@@ -219,6 +219,8 @@ def write_markdown(
         out += ["> **Quick run** (tiny sizes, for checking that the suite works): the numbers below mean nothing.", ""]
     if config.get("preliminary"):
         out += [f"> **Preliminary.** {config['preliminary']}", ""]
+    if config.get("note"):
+        out += [f"> {config['note']}", ""]
     out += [
         f"Command: `{config['command']}` ({config['date']}, {config['elapsed_s']:.0f} s in all: "
         + ", ".join(f"{w} {s:.0f} s" for w, s in config.get("workload_seconds", {}).items()) + ").",
@@ -246,6 +248,8 @@ def write_markdown(
         "",
         f"Each variant: {config['warmup']} warm-up call (its result is checked against the expected one; its time is the "
         f"'first' column), then {config['repeat']} timed calls, each after a garbage collection; min and median of those. "
+        "The timed calls of the variants of a case are interleaved (call 1 of every variant, then call 2 ...), so a "
+        "change in the machine's load hits them alike. "
         f"A variant whose warm-up took more than {config['slow_seconds']:.0f} s gets {config['slow_repeat']} timed runs "
         f"(said in its note). A variant that would run longer than {config['budget_seconds']:.0f} s per call is "
         "extrapolated linearly from the largest smaller size measured (labelled). Targets compare medians from this "

@@ -51,9 +51,12 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 import bench_workloads as wl  # noqa: E402
-from bench_harness import Recorder, importable, machine_description  # noqa: E402
+from bench_harness import Recorder, Variant, importable, machine_description  # noqa: E402
 from bench_workloads import play_dice, play_dice_i, tag_sum, trivial, vmandelbrot  # noqa: E402
 
+PRELIMINARY = ("Measured on a shared 2-core machine while other engineers were running test suites (see the load "
+               "averages: the machine was oversubscribed), so the timings are noisy and parallel speedups are "
+               "understated. The final numbers will be re-measured on a quiet machine.")
 WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6")
 PEERS = {"joblib": "joblib (loky)", "joblibspark": "joblibspark", "distributed": "Dask"}
 
@@ -70,7 +73,7 @@ class Sizes:
 
     @classmethod
     def full(cls) -> Sizes:
-        return cls(w1=(10_000, 100_000), joblibspark=200, w2_size=960, w2_limit=256, w3_rows=5_000_000,
+        return cls(w1=(10_000, 100_000), joblibspark=100, w2_size=960, w2_limit=256, w3_rows=5_000_000,
                    w4=(1_000, 10_000, 100_000, 1_000_000), w6=10_000)
 
     @classmethod
@@ -229,28 +232,34 @@ class Bench:
     # ------------------------------------------------------------ W1
 
     def w1(self) -> None:
-        log("W1 tiny tasks: the dice game")
-        rec, sc, cc = self.rec, self.sc, self.cc
-        rx = self._rx
+        rec, sc, cc, rx = self.rec, self.sc, self.cc, self._rx
         js_base = self._joblibspark_base()
         for n in self.sizes.w1:
             case, check = f"n={n}", check_dice(n)
-            rec.measure("W1", case, "plain loop", lambda n=n: [play_dice() for _ in range(n)], n=n, check=check)
-            rec.measure("W1", case, "RxLocalSeq", lambda n=n: rx(play_dice, times_to_run=n, compute_context=self.seq), n=n, check=check)
-            rec.measure("W1", case, "RxLocalParallel(2)", lambda n=n: rx(play_dice, times_to_run=n, compute_context=self.localpar),
-                        n=n, check=check)
-            rec.measure("W1", case, "raw PySpark", lambda n=n: sc.parallelize(range(n), 5).map(lambda _: play_dice()).collect(),
-                        n=n, check=check, note="5 partitions")
-            rec.measure("W1", case, "RxSpark", lambda n=n: rx(play_dice, times_to_run=n, compute_context=cc), n=n, check=check,
-                        note=f"default chunking: {min(n, cc.parallelism())} chunks")
+            variants = [
+                Variant("plain loop", lambda n=n: [play_dice() for _ in range(n)]),
+                Variant("RxLocalSeq", lambda n=n: rx(play_dice, times_to_run=n, compute_context=self.seq)),
+                Variant("RxLocalParallel(2)", lambda n=n: rx(play_dice, times_to_run=n, compute_context=self.localpar)),
+                Variant("raw PySpark", lambda n=n: sc.parallelize(range(n), 5).map(lambda _: play_dice()).collect(), note="5 partitions"),
+                Variant("RxSpark", lambda n=n: rx(play_dice, times_to_run=n, compute_context=cc),
+                        note=f"default chunking: {min(n, cc.parallelism())} chunks"),
+            ]
             if self.peer("joblib", "W1", case, "joblib loky (2 jobs)", n):
                 from joblib import Parallel, delayed
 
-                rec.measure("W1", case, "joblib loky (2 jobs)",
-                            lambda n=n: Parallel(n_jobs=2, backend="loky")(delayed(play_dice)() for _ in range(n)), n=n, check=check)
+                variants.append(Variant("joblib loky (2 jobs)",
+                                        lambda n=n: Parallel(n_jobs=2, backend="loky")(delayed(play_dice)() for _ in range(n))))
+            dask = self._w1_dask(case, n)
+            if dask is not None:
+                variants.append(dask)
+            rec.measure_case("W1", case, [self._with(v, n, check) for v in variants])
             if js_base is not None:
                 rec.extrapolate("W1", case, "joblibspark (2 jobs)", js_base, n, "joblibspark runs one Spark job per batch")
-            self._w1_dask(case, n, check)
+
+    @staticmethod
+    def _with(v: Variant, n: int, check: Callable[[Any], None]) -> Variant:
+        v.n, v.check = n, check
+        return v
 
     def _joblibspark_base(self) -> Any:
         m = self.sizes.joblibspark
@@ -274,16 +283,16 @@ class Bench:
                             "(it runs one Spark job per joblib batch).")
         return result
 
-    def _w1_dask(self, case: str, n: int, check: Callable[[Any], None]) -> None:
+    def _w1_dask(self, case: str, n: int) -> Variant | None:
         variant = "Dask client.map (2 procs)"
         if not self.peer("distributed", "W1", case, variant, n):
-            return
+            return None
         base = self.rec.too_slow("W1", variant, n)
         if base is not None:
             self.rec.extrapolate("W1", case, variant, base, n, f"a run would take over {self.args.budget_seconds:.0f} s")
-            return
+            return None
         client = self._dask_client()
-        self.rec.measure("W1", case, variant, lambda: client.gather(client.map(play_dice_i, range(n), pure=False)), n=n, check=check)
+        return Variant(variant, lambda: client.gather(client.map(play_dice_i, range(n), pure=False)))
 
     def _dask_client(self) -> Any:
         if self._dask is None:
@@ -312,35 +321,30 @@ class Bench:
     # ------------------------------------------------------------ W2
 
     def w2(self) -> None:
-        log("W2 CPU-bound: Mandelbrot by row")
         rec, sc, cc, rx = self.rec, self.sc, self.cc, self._rx
         from rxspark import rx_elem_arg
 
         size, lim = self.sizes.w2_size, self.sizes.w2_limit
         xs, ys = wl.mandelbrot_axes(size)
-        case = f"{size}x{size}, limit {lim}"
-        reference: list[list[int]] = []
-
-        def keep(values: Any) -> None:
-            reference[:] = list(values)
-
-        rec.measure("W2", case, "sequential loop", lambda: [vmandelbrot(xs, y, lim) for y in ys], n=size, check=keep)
+        reference = [vmandelbrot(xs, y, lim) for y in ys]
         check = check_equal(reference, "mandelbrot")
-        rec.measure("W2", case, "RxLocalParallel(2)", lambda: rx(vmandelbrot, xs, rx_elem_arg(ys), lim, compute_context=self.localpar),
-                    n=size, check=check)
-        rec.measure("W2", case, "RxSpark", lambda: rx(vmandelbrot, xs, rx_elem_arg(ys), lim, compute_context=cc), n=size, check=check,
-                    note=f"default chunking: {cc.parallelism()} chunks")
         partitions = sc.defaultParallelism
-        rec.measure("W2", case, "raw PySpark", lambda: sc.parallelize(ys, partitions).map(lambda y: vmandelbrot(xs, y, lim)).collect(),
-                    n=size, check=check, note=f"{partitions} partitions")
+        rec.measure_case("W2", f"{size}x{size}, limit {lim}", [
+            Variant("sequential loop", lambda: [vmandelbrot(xs, y, lim) for y in ys], n=size, check=check),
+            Variant("RxLocalParallel(2)", lambda: rx(vmandelbrot, xs, rx_elem_arg(ys), lim, compute_context=self.localpar),
+                    n=size, check=check),
+            Variant("RxSpark", lambda: rx(vmandelbrot, xs, rx_elem_arg(ys), lim, compute_context=cc), n=size, check=check,
+                    note=f"default chunking: {cc.parallelism()} chunks"),
+            Variant("raw PySpark", lambda: sc.parallelize(ys, partitions).map(lambda y: vmandelbrot(xs, y, lim)).collect(),
+                    n=size, check=check, note=f"{partitions} partitions"),
+        ])
         rec.note("W2", f"{size} rows of {size} points, one task per row (rx_elem_arg over y), iteration limit {lim}; "
                        "'relative' is the speedup over the sequential loop.")
 
     # ------------------------------------------------------------ W3
 
     def w3(self) -> None:
-        log("W3 large shared object")
-        rec, rx = self.rec, self._rx
+        rec, sc, rx = self.rec, self.sc, self._rx
         from rxspark import rx_elem_arg, rx_share
 
         began = time.perf_counter()
@@ -373,81 +377,76 @@ class Bench:
         if not self.args.skip_localpar_w3:
             contexts.append(("RxLocalParallel(2)", self.localpar))
         for name, cc in contexts:
-            rec.measure("W3", name, "argument", lambda cc=cc: rx(tag_sum, table, rx_elem_arg(tags), compute_context=cc),
-                        n=len(tags), check=check)
-            rec.measure("W3", name, "exec object",
-                        lambda cc=cc: rx(wl.tag_sum_exec, rx_elem_arg(tags), exec_objects={"test_data": table}, compute_context=cc),
-                        n=len(tags), check=check)
-            shared = rec.measure("W3", name, "rx_share", lambda cc=cc: rx(wl.tag_sum_shared, handle, rx_elem_arg(tags), compute_context=cc),
-                                 n=len(tags), check=check, note="warm: each worker process loaded the share in the warm-up")
+            variants = [
+                Variant("argument", lambda cc=cc: rx(tag_sum, table, rx_elem_arg(tags), compute_context=cc)),
+                Variant("exec object",
+                        lambda cc=cc: rx(wl.tag_sum_exec, rx_elem_arg(tags), exec_objects={"test_data": table}, compute_context=cc)),
+                Variant("rx_share", lambda cc=cc: rx(wl.tag_sum_shared, handle, rx_elem_arg(tags), compute_context=cc),
+                        note="warm: each worker process loaded the share in the warm-up"),
+            ]
+            reused = None
+            if name == "RxSpark":
+                partitions = min(len(tags), sc.defaultParallelism)
+                reused = sc.broadcast(table)
+                variants += [
+                    Variant("raw PySpark closure", lambda p=partitions: sc.parallelize(tags, p).map(lambda tag: tag_sum(table, tag)).collect(),
+                            note=f"table captured by the mapped function; {partitions} partitions"),
+                    Variant("raw PySpark broadcast per job", lambda p=partitions: self._broadcast_job(table, tags, p)),
+                    Variant("raw PySpark broadcast reused",
+                            lambda p=partitions, bc=reused: sc.parallelize(tags, p).map(lambda tag: tag_sum(bc.value, tag)).collect(),
+                            note="one broadcast for all runs, like the share"),
+                ]
+            results = rec.measure_case("W3", name, [self._with(v, len(tags), check) for v in variants])
+            shared = results[2]
             if creation.ok and shared.ok:
                 assert creation.median is not None
                 rec.derive("W3", name, "rx_share incl. creation", [creation.median + t for t in shared.times],
                            note="job time + median creation time", n=len(tags))
-            if name == "RxSpark":
-                self._w3_raw(table, tags, check)
+            if reused is not None:
+                reused.destroy()
         handle.delete()
         rec.note("W3", "rx_share: the 'first' column is the first job after the share was made, when each worker process "
-                       "loads (and verifies) the file; later jobs find it in the worker's cache.")
+                       "loads (and verifies) the file; later jobs find it in the worker's cache. The same holds for the "
+                       "reused raw broadcast.")
 
-    def _w3_raw(self, table: Any, tags: list[str], check: Callable[[Any], None]) -> None:
-        rec, sc = self.rec, self.sc
-        partitions = min(len(tags), sc.defaultParallelism)
-
-        def closure() -> Any:
-            return sc.parallelize(tags, partitions).map(lambda t: tag_sum(table, t)).collect()
-
-        def broadcast_per_job() -> Any:
-            bc = sc.broadcast(table)
-            try:
-                return sc.parallelize(tags, partitions).map(lambda t: tag_sum(bc.value, t)).collect()
-            finally:
-                bc.unpersist(blocking=False)
-
-        reused = sc.broadcast(table)
-
-        def broadcast_reused() -> Any:
-            return sc.parallelize(tags, partitions).map(lambda t: tag_sum(reused.value, t)).collect()
-
-        rec.measure("W3", "RxSpark", "raw PySpark closure", closure, n=len(tags), check=check,
-                    note=f"table captured by the mapped function; {partitions} partitions")
-        rec.measure("W3", "RxSpark", "raw PySpark broadcast per job", broadcast_per_job, n=len(tags), check=check)
-        rec.measure("W3", "RxSpark", "raw PySpark broadcast reused", broadcast_reused, n=len(tags), check=check,
-                    note="one broadcast for all runs, like the share")
-        reused.destroy()
+    def _broadcast_job(self, table: Any, tags: list[str], partitions: int) -> Any:
+        sc = self.sc
+        bc = sc.broadcast(table)
+        try:
+            return sc.parallelize(tags, partitions).map(lambda tag: tag_sum(bc.value, tag)).collect()
+        finally:
+            bc.unpersist(blocking=False)
 
     # ------------------------------------------------------------ W4
 
     def w4(self) -> None:
-        log("W4 scaling: a trivial task")
         rec, sc, cc, rx = self.rec, self.sc, self.cc, self._rx
         for n in self.sizes.w4:
-            case, check = f"n={n}", check_ones(n)
             partitions = min(n, cc.parallelism())  # RxSpark's default chunk count
-            rec.measure("W4", case, "plain loop", lambda n=n: [trivial() for _ in range(n)], n=n, check=check)
-            rec.measure("W4", case, "RxLocalSeq", lambda n=n: rx(trivial, times_to_run=n, compute_context=self.seq), n=n, check=check)
-            rec.measure("W4", case, "raw PySpark",
-                        lambda n=n, p=partitions: sc.parallelize(range(n), p).map(lambda _: trivial()).collect(), n=n, check=check,
-                        note=f"{partitions} partitions")
-            rec.measure("W4", case, "RxSpark", lambda n=n: rx(trivial, times_to_run=n, compute_context=cc), n=n, check=check,
-                        note=f"{partitions} chunks")
+            rec.measure_case("W4", f"n={n}", [self._with(v, n, check_ones(n)) for v in [
+                Variant("plain loop", lambda n=n: [trivial() for _ in range(n)]),
+                Variant("RxLocalSeq", lambda n=n: rx(trivial, times_to_run=n, compute_context=self.seq)),
+                Variant("raw PySpark", lambda n=n, p=partitions: sc.parallelize(range(n), p).map(lambda _: trivial()).collect(),
+                        note=f"{partitions} partitions"),
+                Variant("RxSpark", lambda n=n: rx(trivial, times_to_run=n, compute_context=cc), note=f"{partitions} chunks"),
+            ]])
 
     # ------------------------------------------------------------ W5
 
     def w5(self) -> None:
-        log("W5 latency: a 2-task job")
         rec, sc, cc, rx = self.rec, self.sc, self.cc, self._rx
         repeat = self.args.repeat * 4
         check = check_ones(2)
-        rec.measure("W5", "2 tasks", "raw PySpark", lambda: sc.parallelize(range(2), 2).map(lambda _: trivial()).collect(), n=2,
-                    check=check, repeat=repeat)
-        rec.measure("W5", "2 tasks", "RxSpark", lambda: rx(trivial, times_to_run=2, compute_context=cc), n=2, check=check, repeat=repeat)
+        rec.measure_case("W5", "2 tasks", [
+            Variant("raw PySpark", lambda: sc.parallelize(range(2), 2).map(lambda _: trivial()).collect(), n=2, check=check,
+                    repeat=repeat),
+            Variant("RxSpark", lambda: rx(trivial, times_to_run=2, compute_context=cc), n=2, check=check, repeat=repeat),
+        ])
         rec.note("W5", f"{repeat} timed runs each (cheap, and latency is noisy).")
 
     # ------------------------------------------------------------ W6
 
     def w6(self) -> None:
-        log("W6 RNG cost")
         rec, rx = self.rec, self._rx
         n = self.sizes.w6
         check = check_dice(n)
@@ -464,13 +463,14 @@ class Bench:
             return verify
 
         for name, cc in (("RxSpark", self.cc), ("RxLocalSeq", self.seq)):
-            case = name
-            rec.measure("W6", case, "no seed", lambda cc=cc: rx(play_dice, times_to_run=n, compute_context=cc), n=n, check=check)
-            rec.measure("W6", case, "rng_seed, scope chunk",
-                        lambda cc=cc: rx(play_dice, times_to_run=n, rng_seed=42, rng_scope="chunk", compute_context=cc), n=n, check=check)
-            rec.measure("W6", case, "rng_seed, scope task",
+            rec.measure_case("W6", name, [
+                Variant("no seed", lambda cc=cc: rx(play_dice, times_to_run=n, compute_context=cc), n=n, check=check),
+                Variant("rng_seed, scope chunk",
+                        lambda cc=cc: rx(play_dice, times_to_run=n, rng_seed=42, rng_scope="chunk", compute_context=cc), n=n, check=check),
+                Variant("rng_seed, scope task",
                         lambda cc=cc: rx(play_dice, times_to_run=n, rng_seed=42, rng_scope="task", compute_context=cc), n=n,
-                        check=same_across_contexts(name))
+                        check=same_across_contexts(name)),
+            ])
         rec.note("W6", f"{n} dice games, default chunking; rng_seed=42 (PCG64). The scope-'task' results are checked to be "
                        "identical on both contexts.")
 
@@ -494,7 +494,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--slow-repeat", type=int, default=2, help="timed runs of such a slow variant (default 2)")
     parser.add_argument("--skip-peers", action="store_true", help="skip joblib, joblibspark and Dask")
     parser.add_argument("--skip-localpar-w3", action="store_true", help="run W3 on RxSpark only")
-    parser.add_argument("--preliminary", default=None, metavar="TEXT", help="a note printed at the top of RESULTS.md")
+    parser.add_argument("--preliminary", action="store_true",
+                        help="mark the results as preliminary (noisy machine; to be re-measured on a quiet one)")
+    parser.add_argument("--note", default=None, metavar="TEXT", help="a note printed at the top of RESULTS.md")
     args = parser.parse_args(argv)
     if args.repeat is None:
         args.repeat = 1 if args.quick else 5
@@ -531,6 +533,10 @@ def main(argv: list[str] | None = None) -> int:
         workload_seconds["Spark start"] = time.perf_counter() - began
         for workload in args.workloads:
             started = time.perf_counter()
+            load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+            log(f"{workload} (load average {load:.1f})" if load is not None else workload)
+            if load is not None:
+                rec.note(workload, f"1-minute load average when this workload started: {load:.1f} on {os.cpu_count()} cores.")
             getattr(bench, workload.lower())()
             workload_seconds[workload] = time.perf_counter() - started
     finally:
@@ -544,7 +550,8 @@ def main(argv: list[str] | None = None) -> int:
         "elapsed_s": elapsed,
         "workload_seconds": workload_seconds,
         "quick": args.quick,
-        "preliminary": args.preliminary,
+        "preliminary": PRELIMINARY if args.preliminary else None,
+        "note": args.note,
         "workloads": args.workloads,
         "repeat": args.repeat,
         "warmup": args.warmup,
