@@ -4,6 +4,7 @@
 
     rxspark jobs [--share-dir DIR] [--state STATE]
     rxspark job status|output|results|cancel|cleanup JOB_ID [--share-dir DIR] [--force]
+    rxspark shares [--share-dir DIR] [--delete PATH ...]
     rxspark doctor [--no-spark]
 
 ``rxspark job cancel`` on a job of another process records a cancel request;
@@ -309,12 +310,40 @@ def _print_check(check: Check) -> None:
     sys.stdout.flush()
 
 
+# ---------------------------------------------------------------- shares
+
+
+def _cmd_shares(args: argparse.Namespace) -> int:
+    from .share import list_shares, shares_dir
+
+    directory = shares_dir(_share_dir(args))
+    shares = list_shares(directory)
+    if args.delete:
+        wanted = set(args.delete)
+        found = [info for info in shares if info.path in wanted]
+        for info in found:
+            info.delete()
+            print(f"deleted {info.path}")
+        missing = sorted(wanted - {info.path for info in found})
+        for path in missing:
+            print(f"rxspark: no share {path} in {directory}", file=sys.stderr)
+        return 1 if missing else 0
+    if not shares:
+        print(f"no shares in {directory}")
+        return 0
+    rows = [["PATH", "KIND", "SIZE", "CREATED", "OWNER JOB", "COMPLETE"]]
+    for info in shares:
+        rows.append([info.path, info.kind, f"{info.size:,}", _when(info.created), info.owner_job or "-", "yes" if info.complete else "NO"])
+    print(_table(rows))
+    return 0
+
+
 # ---------------------------------------------------------------- entry point
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rxspark", description="rxspark jobs and installation checks")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{jobs,job,doctor}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{jobs,job,shares,doctor}")
     store_help = "job store to use (default: rx_options()['share_dir'], ~/.rxspark/jobs)"
 
     jobs = sub.add_parser("jobs", help="list the jobs in a job store")
@@ -332,6 +361,11 @@ def _parser() -> argparse.ArgumentParser:
     job.add_argument("--timeout", type=float, default=0.0, metavar="SECONDS", help="results: wait this long at most")
     job.add_argument("--save", metavar="FILE", help="results: write them to FILE (cloudpickle) instead of printing")
     job.set_defaults(run=_cmd_job)
+
+    shares = sub.add_parser("shares", help="list the data stored with rx_share (to find stale shares)")
+    shares.add_argument("--share-dir", metavar="DIR", help=store_help + "; shares are in its 'shared' folder")
+    shares.add_argument("--delete", nargs="+", metavar="PATH", help="delete these shares (paths as listed)")
+    shares.set_defaults(run=_cmd_shares)
 
     doctor = sub.add_parser("doctor", help="check Python, Java, PySpark, extras, and a local Spark session")
     doctor.add_argument("--no-spark", action="store_true", help="skip starting a local Spark session")

@@ -133,6 +133,11 @@ class RxJob(Future):
         return self.plan.rng.seed if self.plan.rng is not None else None
 
     @property
+    def rng_kind(self) -> str | None:
+        """The generator kind in force (``"PCG64"`` for ``rng_kind="auto"``), or None."""
+        return self.plan.rng.kind if self.plan.rng is not None else None
+
+    @property
     def n_tasks(self) -> int:
         return self.plan.n_tasks
 

@@ -384,3 +384,13 @@ def store_for(share_dir: str | os.PathLike[str]) -> JobStore:
         store = _stores[key] = JobStore(key)
     return store
 
+
+
+def _register_share_cleanup() -> None:
+    # Shares tagged with a job (rx_share(..., owner_job=job_id)) go with the job's artifacts.
+    from . import share
+
+    register_cleanup_hook(share.on_job_cleanup)
+
+
+_register_share_cleanup()

@@ -565,3 +565,20 @@ def test_import_rxspark_does_not_import_pandas_or_pyarrow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_rxspark_shares_lists_and_deletes(tmp_path):
+    import subprocess
+    import sys
+
+    base = tmp_path / "store"
+    handle = rx_share({"a": 1}, share_dir=str(base / "shared"))
+    run = lambda *a: subprocess.run([sys.executable, "-m", "rxspark", "shares", "--share-dir", str(base), *a],  # noqa: E731
+                                    capture_output=True, text=True, timeout=60)
+    listed = run()
+    assert listed.returncode == 0, listed.stderr
+    assert handle.uri in listed.stdout and "pickle" in listed.stdout
+    deleted = run("--delete", handle.uri)
+    assert deleted.returncode == 0 and f"deleted {handle.uri}" in deleted.stdout
+    assert "no shares" in run().stdout
+    assert run("--delete", handle.uri).returncode == 1
