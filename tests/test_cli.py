@@ -93,6 +93,7 @@ def test_cancel_a_running_job(share_dir, tmp_path):
     assert out.returncode == 0 and "cancel requested" in out.stdout
     # This process owns the job: its monitor acts on the request within about a second.
     assert job.wait_done(10) == "canceled"
+    job._thread.join(timeout=30)
     again = rxspark_cmd("job", "cancel", job.job_id, "--share-dir", share_dir)
     assert again.returncode == 0 and "canceled" in again.stdout
     results = rxspark_cmd("job", "results", job.job_id, "--share-dir", share_dir)
@@ -106,6 +107,7 @@ def test_results_of_a_running_job_do_not_block_by_default(share_dir, tmp_path):
         assert out.returncode == 1 and "still running" in out.stderr and "--wait" in out.stderr
     finally:
         job.cancel()
+        job._thread.join(timeout=30)  # no task of it may run on into the next test
 
 
 def test_missing_jobs_and_bad_usage(share_dir):

@@ -87,6 +87,20 @@ def settled(log, quiet=1.0, timeout=20.0):
     return count
 
 
+def stop(job, log=None):
+    """Cancel ``job`` and wait until none of its tasks runs in this process any more.
+
+    A task still running in this process while the next test starts would
+    capture that test's output (and survive pytest's stream switches).
+    """
+    job.cancel()
+    if job._thread is not None:
+        job._thread.join(timeout=30)
+        assert not job._thread.is_alive()
+    if log is not None:
+        settled(log)
+
+
 def python(code, *args, timeout=120):
     """Run ``code`` in a fresh interpreter that can import rxspark and the test helpers."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([TESTS, ROOT, os.environ.get("PYTHONPATH", "")]))
@@ -228,6 +242,7 @@ def test_a_long_waiting_job_is_visible_to_other_processes_while_it_runs(cc, shar
         assert rx_cancel_job(job_id) is True  # by id, from another thread of the owner
     finally:
         runner.join(timeout=60)
+        settled(log)  # chunks canceled in a thread pool end at their next task boundary
     assert not runner.is_alive() and len(outcome) == 1 and isinstance(outcome[0], RxJobCanceledError)
     assert job_dirs(share_dir) == []  # removed once the outcome was handed out (auto_cleanup)
 
@@ -475,7 +490,7 @@ def test_running_jobs_are_not_cleaned_up(share_dir, tmp_path):
         with pytest.warns(RuntimeWarning, match="cancel it first"):
             assert rx_cleanup_jobs(job, force=True) == []
     finally:
-        job.cancel()
+        stop(job)
     assert rx_cleanup_jobs(job) == [job.job_id]
 
 
@@ -523,7 +538,7 @@ def test_progress_is_recorded_while_a_job_runs(share_dir, tmp_path):
         done = eventually(lambda: record_of(share_dir, job.job_id)["progress"][0], what="recorded progress")
         assert 0 < done < 12 and record_of(share_dir, job.job_id)["status"] == "running"
     finally:
-        job.cancel()
+        stop(job)
 
 
 def test_wait_timeout(share_dir, tmp_path):
@@ -532,7 +547,7 @@ def test_wait_timeout(share_dir, tmp_path):
         with pytest.raises(TimeoutError, match=job.job_id):
             rx_wait_for_job(job, timeout=0.1)
     finally:
-        job.cancel()
+        stop(job)
 
 
 def test_cleanup_hooks_get_the_job_id_and_share_dir(share_dir):
