@@ -132,6 +132,10 @@ class StoredJob(RxJob):
         return self._data.get("rng_seed")
 
     @property
+    def rng_kind(self) -> str | None:
+        return self._data.get("rng_kind")
+
+    @property
     def n_tasks(self) -> int:
         return int(self._data.get("n_tasks") or 0)
 

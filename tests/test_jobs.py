@@ -207,6 +207,7 @@ def test_a_second_process_lists_the_job_and_fetches_its_results(cc, share_dir):
             "status": rxspark.rx_get_job_status(sys.argv[2], share_dir=sys.argv[1]),
             "finished": list(rxspark.rx_get_jobs(states="finished", share_dir=sys.argv[1])),
             "seed": job.rng_seed,
+            "kind": job.rng_kind,
             "results": rxspark.rx_get_job_results(sys.argv[2], share_dir=sys.argv[1]),
         }))
         """,
@@ -214,7 +215,8 @@ def test_a_second_process_lists_the_job_and_fetches_its_results(cc, share_dir):
         job.job_id,
     )
     seen = json.loads(out)
-    assert seen["status"] == "finished" and seen["finished"] == [job.job_id] and seen["seed"] == 5
+    assert seen["status"] == "finished" and seen["finished"] == [job.job_id]
+    assert (seen["seed"], seen["kind"]) == (job.rng_seed, job.rng_kind) == (5, "PCG64")
     assert seen["results"] == job.result() == rx_exec(
         tasks.draw, rx_elem_arg([3] * 5), rng_seed=5, task_chunk_size=2, compute_context=cc
     )
