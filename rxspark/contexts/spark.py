@@ -645,10 +645,20 @@ def _spark_failure(exc: BaseException, job: RxJob) -> BaseException:
 
 
 def _first_line(text: str) -> str:
+    """What Spark said about a failed job, in one line.
+
+    Py4J wraps Spark's exception in "An error occurred while calling ..."; the
+    useful part is the reason of the last failed attempt, or else the first
+    line of Spark's own message.
+    """
+    recent = re.search(r"most recent failure: (.+)", text)
+    if recent:
+        return recent.group(1).strip()[:400]
     for line in text.splitlines():
-        if line.strip():
-            return line.strip()[:400]
-    return text[:400]
+        line = line.strip().lstrip(":").strip()
+        if line and not line.startswith("An error occurred while calling"):
+            return line[:400]
+    return text.strip()[:400]
 
 
 def _progress_bar(progress: bool | None, plan: Any) -> Any:

@@ -1,0 +1,1 @@
+"""Reliability suite: infrastructure faults, user errors, cancellation, bad input and security (issue 8)."""

@@ -1,0 +1,112 @@
+"""Helpers and fixtures of the reliability suite.
+
+Every wait here is a poll with a deadline; every child process has a timeout.
+Spark tests use the session's shared ``spark_cluster`` (local-cluster with two
+executor JVMs, ``spark.task.maxFailures`` 4) or their own cluster or driver in
+a subprocess, since a process can hold only one SparkContext.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import cloudpickle
+import pytest
+
+from rxspark import RxLocalParallel, rx_options
+
+from . import faults
+
+cloudpickle.register_pickle_by_value(faults)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTS = os.path.dirname(HERE)
+ROOT = os.path.dirname(TESTS)
+
+
+def eventually(predicate, timeout=30.0, what="a condition", interval=0.02):
+    """Poll ``predicate`` until it returns something true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except FileNotFoundError:
+        return False
+
+
+def executor_jvms(app_id: str) -> dict[int, str]:
+    """The live executor JVMs of a Spark application: pid -> executor id (found through /proc)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if "org.apache.spark.executor.CoarseGrainedExecutorBackend" in argv and app_id in argv:
+            found[int(entry)] = argv[argv.index("--executor-id") + 1]
+    return {pid: ex for pid, ex in found.items() if pid_alive(pid)}
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """Environment for a child Python that can import rxspark and the test helpers."""
+    path = os.pathsep.join(p for p in (TESTS, ROOT, os.environ.get("PYTHONPATH", "")) if p)
+    return dict(os.environ, PYTHONPATH=path, SPARK_LOCAL_IP="127.0.0.1", **extra)
+
+
+def run_child(args, timeout=180, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=kwargs.pop("env", child_env()), **kwargs
+    )
+
+
+@pytest.fixture(autouse=True)
+def share_dir(tmp_path):
+    """A private job store for every test (non-waiting jobs write records)."""
+    path = str(tmp_path / "jobs")
+    previous = rx_options()["share_dir"]
+    rx_options(share_dir=path)
+    yield path
+    rx_options(share_dir=previous)
+
+
+@pytest.fixture
+def log_dir(tmp_path):
+    path = tmp_path / "log"
+    path.mkdir()
+    return str(path)
+
+
+@pytest.fixture
+def jobs():
+    """Non-waiting jobs a test starts; any still running at teardown is canceled, so a failed
+    test cannot leave endless tasks that hold the shared cluster's executors."""
+    started: list = []
+    yield started
+    for job in started:
+        if not job.done():
+            job.cancel()
+            job.wait_done(60)
+
+
+@pytest.fixture
+def localpar():
+    """A fresh two-process pool per test: crash tests break pools on purpose."""
+    cc = RxLocalParallel(2)
+    yield cc
+    cc.close()
