@@ -12,11 +12,20 @@ import contextlib
 import os
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from collections.abc import Callable
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    BrokenExecutor,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import RxArgumentTypeError, RxWorkerLostError
+from ..errors import RxArgumentTypeError, RxError, RxJobError, RxWorkerLostError
 from ..worker import ChunkCanceled, InlinePayload, LocalPayload, PayloadRef, forget, run_chunk
 from .base import ComputeContext, check_positive_int
 
@@ -128,6 +137,19 @@ class ExecutorContext(ComputeContext):
     def _recover(self, broken: Executor) -> None:
         """Make the next ``_executor()`` usable after ``broken`` lost a worker."""
 
+    def _task(self, ref: PayloadRef, chunk: Chunk, stop: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        """The function (and its arguments) the executor runs for one chunk."""
+        return run_chunk, (ref, chunk, not self.in_process, None, stop)
+
+    def _crashed_chunks(self, job: RxJob, broken: Executor) -> set[int] | None:
+        """Which of ``job``'s chunks had their own worker process die when ``broken`` lost a worker.
+
+        Only those are charged an attempt; chunks that were queued, or whose
+        process the broken pool stopped, run again for free. None when it
+        cannot be told: then every chunk the loss hit is charged.
+        """
+        return None
+
     def _stop_running(self) -> None:
         """Stop chunks already running (if the executor allows it)."""
 
@@ -135,13 +157,21 @@ class ExecutorContext(ComputeContext):
     def _run_chunks(self, job: RxJob) -> None:
         ref = self._payload_ref(job)
         pending: dict[Future[Any], tuple[Chunk, Executor]] = {}
-        attempts: dict[int, int] = {}
+        crashes: dict[int, int] = {}  # chunk -> attempts that died with their worker
+        blame: dict[Executor, set[int] | None] = {}  # broken executor -> its crashed chunks of this job
         stop = self._stop_flag(job)
 
         def submit(chunk: Chunk) -> None:
             executor = self._executor()
-            attempts[chunk.index] = attempts.get(chunk.index, 0) + 1
-            future = executor.submit(run_chunk, ref, chunk, not self.in_process, None, stop)
+            function, args = self._task(ref, chunk, stop)
+            try:
+                future = executor.submit(function, *args)
+            except Exception as exc:  # a pool that lost a worker while idle, or a shut-down executor
+                if not self._is_worker_loss(exc):
+                    raise _executor_failure(exc, chunk, job, executor) from exc
+                self._recover(executor)
+                executor = self._executor()
+                future = executor.submit(function, *args)
             pending[future] = (chunk, executor)
 
         with self._jobs_lock:
@@ -163,16 +193,21 @@ class ExecutorContext(ComputeContext):
                         job.deliver(future.result())
                     elif isinstance(exc, ChunkCanceled) or job.should_stop():
                         continue
-                    elif self._is_worker_loss(exc) and attempts[chunk.index] < self._max_attempts():
-                        self._recover(executor)
-                        submit(chunk)
                     elif self._is_worker_loss(exc):
-                        raise RxWorkerLostError(
-                            f"chunk {chunk.index} (tasks {chunk.start}..{chunk.stop - 1}) of job {job.job_id}: "
-                            f"the worker process died on each of {attempts[chunk.index]} attempts ({exc})"
-                        ) from exc
+                        if executor not in blame:
+                            blame[executor] = self._crashed_chunks(job, executor)
+                        crashed = blame[executor]
+                        if crashed is None or chunk.index in crashed:
+                            crashes[chunk.index] = crashes.get(chunk.index, 0) + 1
+                        self._recover(executor)  # before raising too: the next job needs a working pool
+                        if crashes.get(chunk.index, 0) >= self._max_attempts():
+                            raise RxWorkerLostError(
+                                f"chunk {chunk.index} (tasks {chunk.start}..{chunk.stop - 1}) of job {job.job_id}: "
+                                f"the worker process died on each of {crashes[chunk.index]} attempts ({exc})"
+                            ) from exc
+                        submit(chunk)
                     else:
-                        raise exc
+                        raise _executor_failure(exc, chunk, job, executor) from exc
         finally:
             with self._jobs_lock:
                 self._jobs.pop(job.job_id, None)
@@ -212,6 +247,21 @@ class ExecutorContext(ComputeContext):
             shutil.rmtree(self._private, ignore_errors=True)
             self._private = None
         super().close()
+
+
+def _executor_failure(exc: BaseException, chunk: Chunk, job: RxJob, executor: Executor) -> BaseException:
+    """An error of the executor itself (not of the user's function, which run_chunk catches) as an RxError."""
+    if isinstance(exc, RxError):
+        return exc
+    where = f"chunk {chunk.index} (tasks {chunk.start}..{chunk.stop - 1}) of job {job.job_id}"
+    kind = type(executor).__name__
+    if isinstance(exc, BrokenExecutor):
+        return RxWorkerLostError(
+            f"{where}: a worker of the {kind} died and the executor cannot run anything any more ({exc}). "
+            "rxspark does not own this executor, so it cannot replace it: create a new one (or use RxLocalParallel, "
+            "which replaces dead workers and retries their chunks)"
+        )
+    return RxJobError(f"{where}: the {kind} could not run it: {type(exc).__name__}: {exc}")
 
 
 class RxForeachDoPar(ExecutorContext):

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import signal
 import threading
+import time
+import weakref
+from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
@@ -16,6 +21,7 @@ from .executor import ExecutorContext
 
 if TYPE_CHECKING:
     from ..jobs import RxJob
+    from ..plan import Chunk
 
 
 class RxLocalSeq(ComputeContext):
@@ -47,6 +53,47 @@ class RxLocalSeq(ComputeContext):
 # Payloads larger than this are written once to a private file instead of
 # travelling with every chunk submitted to a local process pool.
 SPILL_BYTES = 1 << 20
+# Seconds to wait for the exit codes of a broken pool's processes (the pool is terminating them).
+_EXIT_CODE_WAIT = 5.0
+
+
+def _run_tracked(private_dir: str, ref: PayloadRef, chunk: Chunk, stop: Any) -> Any:
+    """``run_chunk`` in a pool process, leaving ``<job>.<chunk>.running`` (this pid) while it runs.
+
+    When the pool breaks, the markers left by processes that died on their own
+    tell which chunk was running in the process that crashed.
+    """
+    marker: str | None = os.path.join(private_dir, f"{ref.key}.{chunk.index}.running")
+    try:
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, str(os.getpid()).encode())
+        finally:
+            os.close(fd)
+    except OSError:  # only the attribution of crashes is lost
+        marker = None
+    try:
+        return run_chunk(ref, chunk, True, None, stop)
+    finally:
+        if marker is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(marker)
+
+
+def _running_markers(private_dir: str) -> list[tuple[int, str, int]]:
+    """(pid, job id, chunk index) of every ``.running`` marker in ``private_dir``."""
+    found = []
+    with contextlib.suppress(OSError):
+        for name in os.listdir(private_dir):
+            parts = name.rsplit(".", 2)
+            if len(parts) != 3 or parts[2] != "running" or not parts[1].isdigit():
+                continue
+            try:
+                with open(os.path.join(private_dir, name)) as f:
+                    found.append((int(f.read()), parts[0], int(parts[1])))
+            except (OSError, ValueError):  # a marker being written or removed
+                continue
+    return found
 
 
 class RxLocalParallel(ExecutorContext):
@@ -54,8 +101,9 @@ class RxLocalParallel(ExecutorContext):
 
     The pool is started on first use, reused across jobs, and stopped by
     ``close()``. A worker process that dies is replaced and its chunk run again
-    (up to ``rx_options()["max_chunk_attempts"]`` times); user exceptions are
-    never retried. Canceling a job stops its running chunks by restarting the pool.
+    (up to ``rx_options()["max_chunk_attempts"]`` times); only the chunk whose
+    process died is charged an attempt, not the others the broken pool took
+    down with it. User exceptions are never retried. Canceling a job stops its running chunks by restarting the pool.
 
     Args:
         num_workers: Number of processes; None uses ``rx_options()["num_cores_to_use"]``.
@@ -71,6 +119,10 @@ class RxLocalParallel(ExecutorContext):
         self.num_workers = num_workers
         self._pool: ProcessPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        # Pools this context terminated on purpose (cancel, close): nobody's chunk crashed.
+        self._stopped: weakref.WeakSet[Executor] = weakref.WeakSet()
+        # Each pool's pid -> process table, kept past the pool's shutdown (which drops it).
+        self._process_tables: weakref.WeakKeyDictionary[Executor, dict[int, Any]] = weakref.WeakKeyDictionary()
 
     def parallelism(self) -> int:
         return self.num_workers or cores_to_use()
@@ -81,6 +133,9 @@ class RxLocalParallel(ExecutorContext):
                 self._pool = ProcessPoolExecutor(
                     max_workers=self.parallelism(), mp_context=multiprocessing.get_context("spawn")
                 )
+                table = getattr(self._pool, "_processes", None)
+                if isinstance(table, dict):
+                    self._process_tables[self._pool] = table
             return self._pool
 
     def _payload_ref(self, job: RxJob) -> PayloadRef:
@@ -101,6 +156,26 @@ class RxLocalParallel(ExecutorContext):
 
     def _local_processes(self) -> bool:
         return True
+
+    def _task(self, ref: PayloadRef, chunk: Chunk, stop: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return _run_tracked, (self._private_dir(), ref, chunk, stop)
+
+    def _crashed_chunks(self, job: RxJob, broken: Executor) -> set[int] | None:
+        if broken in self._stopped:
+            return set()
+        # The pool's processes (private, but the only record of their exit codes): the one that
+        # died on its own has its own exit code, the others get SIGTERM from the broken pool.
+        processes = list((getattr(broken, "_processes", None) or self._process_tables.get(broken) or {}).items())
+        if not processes:
+            return None
+        deadline = time.monotonic() + _EXIT_CODE_WAIT
+        while any(p.exitcode is None for _, p in processes) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        died = {pid for pid, p in processes if p.exitcode is not None and p.exitcode != -signal.SIGTERM}
+        markers = [m for m in _running_markers(self._private_dir()) if m[0] in died]
+        if not markers:
+            return None  # it died outside any chunk (or cannot be told): charge every chunk it hit
+        return {chunk for _, job_id, chunk in markers if job_id == job.job_id}
 
     def _max_attempts(self) -> int:
         return get_option("max_chunk_attempts")
@@ -124,6 +199,7 @@ class RxLocalParallel(ExecutorContext):
             pool, self._pool = self._pool, None
         if pool is None:
             return
+        self._stopped.add(pool)
         # The executor has no public way to stop a running call; its worker
         # processes are the only handle (CPython 3.14 adds terminate_workers()).
         for process in list((getattr(pool, "_processes", None) or {}).values()):
