@@ -217,6 +217,8 @@ class ExecutorContext(ComputeContext):
                 if leftover:
                     stop.set()
                     _remove_when_done(stop, leftover)
+                    if not job.cancelled():  # a failed job: its stuck chunks are stopped like a canceled job's
+                        threading.Thread(target=self._stop_if_stuck, args=(leftover,), daemon=True).start()
             else:
                 for future in leftover:
                     future.cancel()

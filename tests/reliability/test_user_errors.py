@@ -1,0 +1,80 @@
+"""User errors and unserializable results, on the local pool and on a two-executor Spark cluster.
+
+User exceptions are data: never retried by any engine, reported per task
+with the remote traceback, one warning per job. With
+``continue_on_failure=False`` the first failure is raised and the rest of the
+job is canceled: running chunks are stopped, later ones never start.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import warnings
+
+import pytest
+
+from rxspark import RxTaskError, RxTaskFailureWarning, rx_elem_arg, rx_exec
+
+from . import faults
+from .conftest import eventually, pid_alive
+
+
+@pytest.fixture(params=["localpar", pytest.param("spark-cluster", marks=[pytest.mark.spark, pytest.mark.cluster])])
+def context(request, localpar):
+    if request.param == "localpar":
+        return localpar
+    return request.getfixturevalue("spark_cluster")
+
+
+def test_k_of_n_failing_tasks_are_reported_once_and_never_retried(context, log_dir):
+    n, chunk = 30, 4
+    bad = sorted(random.Random(8).sample(range(n), 5))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        out = rx_exec(faults.fail_some, rx_elem_arg(range(n)), bad=bad, log_dir=log_dir, task_chunk_size=chunk, compute_context=context)
+    assert len([w for w in seen if issubclass(w.category, RxTaskFailureWarning)]) == 1
+    errors = {i: v for i, v in enumerate(out) if isinstance(v, RxTaskError)}
+    assert sorted(errors) == bad
+    for i, error in errors.items():
+        assert (error.task_index, error.chunk_index, error.exc_type) == (i, i // chunk, "ValueError")
+        assert error.message == f"task {i} refuses to work"
+        assert 'raise ValueError(f"task {x} refuses to work")  # THE FAILING LINE' in error.remote_traceback
+        assert "faults.py" in error.remote_traceback and error.node
+    assert [v for i, v in enumerate(out) if i not in errors] == [i * i for i in range(n) if i not in errors]
+    # Every task ran exactly once: no engine retried the user's errors.
+    assert faults.per_task(log_dir, "start") == {i: 1 for i in range(n)}
+
+
+def test_the_first_failure_is_raised_and_the_rest_of_the_job_is_canceled(context, log_dir):
+    n = 30  # 8 + 28 * 0.4 s of work on two slots: far longer than the failure takes to arrive
+    with pytest.raises(RxTaskError) as info:
+        rx_exec(faults.fail_first_then_slow, rx_elem_arg(range(n)), log_dir=log_dir, task_chunk_size=1,
+                continue_on_failure=False, compute_context=context)
+    failed_at = time.monotonic()
+    assert info.value.task_index == 0 and isinstance(info.value.__cause__, RuntimeError)
+    # Task 0 failed while task 1 (8 s) ran: rx_exec did not wait for it, and its process is stopped.
+    (slow,) = [e for e in faults.events(log_dir, "start") if e["task"] == 1]
+    eventually(lambda: not pid_alive(slow["pid"]), timeout=20, what="the process running task 1 to be stopped")
+    assert time.monotonic() - failed_at < 7, "task 1 was not stopped before it could complete"
+    assert 1 not in faults.per_task(log_dir, "done")
+    started = faults.per_task(log_dir, "start")
+    assert len(started) < n // 2, f"{len(started)} of {n} tasks started after the failure"
+    assert max(started.values()) == 1
+
+
+def test_an_unserializable_result_fails_only_its_task(context):
+    with pytest.warns(RxTaskFailureWarning, match="2 of 9 tasks"):
+        out = rx_exec(faults.lock_result, rx_elem_arg(range(9)), bad=(1, 4), task_chunk_size=3, compute_context=context)
+    assert [out[i] for i in (0, 2, 3, 5, 6, 7, 8)] == [0, 2, 3, 5, 6, 7, 8]  # same chunks, other tasks fine
+    for i in (1, 4):
+        error = out[i]
+        assert isinstance(error, RxTaskError) and error.task_index == i and error.chunk_index == i // 3
+        assert "_thread.lock" in error.message and "cannot be serialized" in error.message
+
+
+def test_an_unserializable_result_inside_a_container_names_the_container_and_the_cause(context):
+    with pytest.warns(RxTaskFailureWarning):
+        out = rx_exec(faults.unpicklable_in, rx_elem_arg(range(3)), compute_context=context)
+    assert out[0] == 0 and out[2] == 2
+    assert "builtins.dict" in out[1].message and "_thread.lock" in out[1].message
