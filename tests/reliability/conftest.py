@@ -110,3 +110,67 @@ def localpar():
     cc = RxLocalParallel(2)
     yield cc
     cc.close()
+
+
+class Child:
+    """A child process whose stdout lines ``TAG {json}`` are read with deadlines."""
+
+    def __init__(self, args, env=None):
+        import queue
+        import threading
+
+        self.proc = subprocess.Popen(
+            [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env or child_env()
+        )
+        self.lines: queue.Queue = queue.Queue()
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+
+        def pump(stream, sink, queue_=None):
+            for line in stream:
+                sink.append(line)
+                if queue_ is not None:
+                    queue_.put(line)
+
+        self._threads = [
+            threading.Thread(target=pump, args=(self.proc.stdout, self.stdout, self.lines), daemon=True),
+            threading.Thread(target=pump, args=(self.proc.stderr, self.stderr), daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def expect(self, tag: str, timeout: float = 120.0) -> dict:
+        """The payload of the next ``tag`` line (earlier lines are skipped)."""
+        import json
+        import queue
+
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {tag} line within {timeout} s; stderr:\n{''.join(self.stderr)[-3000:]}")
+            try:
+                line = self.lines.get(timeout=min(left, 0.5))
+            except queue.Empty:
+                if self.proc.poll() is not None and self.lines.empty():
+                    raise AssertionError(
+                        f"the child exited ({self.proc.returncode}) before {tag}; stderr:\n{''.join(self.stderr)[-3000:]}"
+                    ) from None
+                continue
+            if line.startswith(tag + " "):
+                return json.loads(line[len(tag) + 1 :])
+
+    def wait(self, timeout: float) -> int:
+        code = self.proc.wait(timeout)
+        for thread in self._threads:
+            thread.join(10)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.stdout) + "".join(self.stderr)
