@@ -185,18 +185,22 @@ class _ThreadStream(io.TextIOBase):
 
 _install_lock = threading.Lock()
 _install_count = 0
-_saved_streams: tuple[Any, Any] | None = None
 
 
 class _Capture:
-    """Route this thread's stdout/stderr into one buffer for the chunk."""
+    """Route this thread's stdout/stderr into one buffer for the chunk.
+
+    The stand-ins are installed while any chunk runs and removed after the
+    last. Whatever replaced ``sys.stdout`` in between (pytest, redirect_stdout)
+    is wrapped in turn, so no chunk's output is lost.
+    """
 
     def __enter__(self) -> io.StringIO:
-        global _install_count, _saved_streams
+        global _install_count
         with _install_lock:
-            if _install_count == 0:
-                _saved_streams = (sys.stdout, sys.stderr)
+            if not isinstance(sys.stdout, _ThreadStream):
                 sys.stdout = _ThreadStream(sys.stdout)  # type: ignore[assignment]
+            if not isinstance(sys.stderr, _ThreadStream):
                 sys.stderr = _ThreadStream(sys.stderr)  # type: ignore[assignment]
             _install_count += 1
         _capture.buffer = io.StringIO()
@@ -207,8 +211,11 @@ class _Capture:
         _capture.buffer = None
         with _install_lock:
             _install_count -= 1
-            if _install_count == 0 and _saved_streams is not None:
-                sys.stdout, sys.stderr = _saved_streams
+            if _install_count == 0:
+                if isinstance(sys.stdout, _ThreadStream):
+                    sys.stdout = sys.stdout.original
+                if isinstance(sys.stderr, _ThreadStream):
+                    sys.stderr = sys.stderr.original
 
 
 # ---------------------------------------------------------------- results

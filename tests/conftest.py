@@ -99,6 +99,15 @@ def spark_cluster():
     return REGISTRY.get("spark-cluster")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_share_dir(tmp_path_factory):
+    """Job records and shares of the tests stay out of ~/.rxspark."""
+    before = rxspark.rx_options()["share_dir"]
+    rxspark.rx_options(share_dir=str(tmp_path_factory.mktemp("rxspark-share")))
+    yield
+    rxspark.rx_options(share_dir=before)
+
+
 @pytest.fixture(autouse=True)
 def _reset_active_context():
     previous = rxspark.rx_get_compute_context()
