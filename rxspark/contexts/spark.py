@@ -205,6 +205,18 @@ def _check_master(master: str) -> None:
     )
 
 
+def _java_option(name: str, path: str) -> str:
+    """``-Dname=path`` for extraJavaOptions, which Spark splits at whitespace unless quoted.
+
+    A path with spaces (an installation under "My Documents") is double-quoted;
+    log4j2 takes a plain path as well as a ``file:`` URL.
+    """
+    option = f"-D{name}={path}"
+    if not re.search(r"[\s'\"\\]", path):
+        return option
+    return '"' + option.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _is_local(master: str) -> bool:
     return bool(_LOCAL_MASTER.match(master))
 
@@ -325,7 +337,7 @@ class RxSpark(ComputeContext):
             defaults["spark.driver.bindAddress"] = "127.0.0.1"
             defaults["spark.executorEnv.PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.exists(p))
         if os.path.exists(LOG4J2_PROPERTIES):
-            defaults["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{LOG4J2_PROPERTIES}"
+            defaults["spark.driver.extraJavaOptions"] = _java_option("log4j2.configurationFile", LOG4J2_PROPERTIES)
         explicit: dict[str, str] = {}
         for prop, value in (
             ("spark.executor.instances", self.num_executors),

@@ -66,7 +66,9 @@ def executor_jvms(app_id: str) -> dict[int, str]:
 def child_env(**extra: str) -> dict[str, str]:
     """Environment for a child Python that can import rxspark and the test helpers."""
     path = os.pathsep.join(p for p in (TESTS, ROOT, os.environ.get("PYTHONPATH", "")) if p)
-    return dict(os.environ, PYTHONPATH=path, SPARK_LOCAL_IP="127.0.0.1", **extra)
+    env = dict(os.environ, PYTHONPATH=path, SPARK_LOCAL_IP="127.0.0.1")
+    env.update(extra)
+    return env
 
 
 def run_child(args, timeout=180, **kwargs) -> subprocess.CompletedProcess:

@@ -12,6 +12,7 @@ small ``spark.driver.maxResultSize``, and reports each phase on stdout as
    KeyboardInterrupt is raised again, so the process ends with it.
 
 The umask is 0 throughout: the job store must be private whatever the umask.
+The parent may put a copy of rxspark under a path with spaces first on PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def main(share_dir: str, log_dir: str) -> None:
     sc = cc.spark_context
 
     job = rx_exec(faults.echo, rx_elem_arg(range(4)), compute_context=cc, wait=False, auto_cleanup=False)
-    say("RECORDED", job_id=job.job_id, results=job.result(timeout=120))
+    say("RECORDED", job_id=job.job_id, results=job.result(timeout=120), rxspark=rxspark.__file__)
 
     try:
         rx_exec(faults.big_blob, rx_elem_arg(range(6)), nbytes=3_000_000, task_chunk_size=1, compute_context=cc)

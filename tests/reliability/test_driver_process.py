@@ -1,7 +1,8 @@
 """A real Spark driver process (driver_child.py): secrets, the result-size limit, and Ctrl-C.
 
 One dedicated local[2] session in a child process (a process holds one
-SparkContext) with secret-looking settings and spark.driver.maxResultSize=8m.
+SparkContext) with secret-looking settings and spark.driver.maxResultSize=8m,
+running a copy of rxspark installed under a path with spaces.
 The parent reads the child's phases from its stdout and sends SIGINT while the
 child is blocked in rx_exec on endless tasks.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -18,7 +20,7 @@ import time
 
 import pytest
 
-from .conftest import HERE, Child, child_env, eventually, pid_alive
+from .conftest import HERE, ROOT, TESTS, Child, child_env, eventually, pid_alive
 
 pytestmark = pytest.mark.spark
 
@@ -31,8 +33,11 @@ def driver(tmp_path_factory):
     base = tmp_path_factory.mktemp("driver")
     share_dir, log_dir = base / "jobs", base / "log"
     log_dir.mkdir()
-    child = Child([os.path.join(HERE, "driver_child.py"), str(share_dir), str(log_dir)])
-    report = {"share_dir": str(share_dir)}
+    site = base / "site packages"  # an installation under a path with spaces ("My Documents")
+    shutil.copytree(os.path.join(ROOT, "rxspark"), site / "rxspark", ignore=shutil.ignore_patterns("__pycache__"))
+    env = child_env(PYTHONPATH=os.pathsep.join([str(site), TESTS]))
+    child = Child([os.path.join(HERE, "driver_child.py"), str(share_dir), str(log_dir)], env=env)
+    report = {"share_dir": str(share_dir), "site": str(site)}
     try:
         report["recorded"] = child.expect("RECORDED", timeout=240)
         report["maxresult"] = child.expect("MAXRESULT", timeout=120)
@@ -65,6 +70,13 @@ def test_sigint_during_a_blocking_rx_exec_cancels_the_spark_job_group(driver):
     assert driver["exited_after"] < 45
     for pid in ready["pids"]:  # the endless tasks' Python workers are gone
         eventually(lambda pid=pid: not pid_alive(pid), timeout=30, what=f"worker {pid} to end")
+
+
+def test_rxspark_installed_under_a_path_with_spaces_starts_spark(driver):
+    # spark.driver.extraJavaOptions carries the path of rxspark's log4j2.properties: quoted, or the JVM does not start.
+    assert driver["recorded"]["rxspark"].startswith(driver["site"] + os.sep)
+    assert driver["recorded"]["results"] == [[[i], {}] for i in range(4)]
+    assert " INFO " not in driver["stderr"]  # and its quiet logging configuration is in force
 
 
 def test_results_above_max_result_size_fail_with_the_setting_to_change(driver):
