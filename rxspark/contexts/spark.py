@@ -428,9 +428,17 @@ class RxSpark(ComputeContext):
             thread.start()
             thread.join(self.startup_timeout)
             if thread.is_alive():
+                hint = ""
+                if master.startswith("spark://") and conf.get("spark.authenticate", "false").lower() != "true":
+                    # A master with spark.authenticate on drops applications that do not authenticate;
+                    # they only see the registration time out.
+                    hint = (
+                        " If the cluster requires authentication, this application must use its secret: "
+                        "spark.authenticate=true and the secret in _SPARK_AUTH_SECRET (or spark.authenticate.secret)."
+                    )
                 raise RxSparkUnavailableError(
                     f"Spark did not start within {self.startup_timeout:.0f} s on master {master}. Fix: check the "
-                    "master and its resources, or raise RxSpark(startup_timeout=...)."
+                    f"master and its resources, or raise RxSpark(startup_timeout=...).{hint}"
                 )
             if "error" in started:
                 exc = started["error"]
