@@ -64,6 +64,11 @@ class Result:
         data["per_task_us"] = self.per_task_us
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Result:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
 
 class Recorder:
     """Runs and records the variants of a benchmark run."""
@@ -253,7 +258,7 @@ def java_description() -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     lines = [line.strip() for line in (out.stderr or out.stdout).splitlines() if line.strip()]
-    return " | ".join(lines[:2]) if lines else None
+    return "; ".join(lines[:2]) if lines else None
 
 
 def git_commit() -> str | None:

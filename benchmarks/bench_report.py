@@ -236,7 +236,7 @@ def write_markdown(
         value = machine.get(key)
         if isinstance(value, list):
             value = ", ".join(f"{v:.2f}" for v in value)
-        out.append(_row([key, "not installed" if value is None else str(value)]))
+        out.append(_row([key, "not installed" if value is None else str(value).replace("|", "/")]))
     spark = extra.get("spark") or {}
     if spark:
         out += ["", f"Spark: master `{spark.get('master')}`, one session shared by every Spark variant (RxSpark attached to it), "
@@ -327,3 +327,19 @@ def write_all(output_dir: str, machine: dict[str, Any], config: dict[str, Any], 
     write_json(os.path.join(output_dir, "results.json"), machine, config, rec, targets, extra)
     write_markdown(os.path.join(output_dir, "RESULTS.md"), machine, config, rec, targets, extra, plot_name)
     return targets
+
+
+def rerender(output_dir: str) -> list[Target]:
+    """Rebuild RESULTS.md and the plot from the results.json of an earlier run (no measuring)."""
+    from bench_harness import Result
+
+    with open(os.path.join(output_dir, "results.json")) as f:
+        data = json.load(f)
+    rec = Recorder(repeat=data["config"]["repeat"], log=lambda _text: None)
+    rec.results = [Result.from_dict(r) for r in data["results"]]
+    rec.notes = data.get("notes", {})
+    machine = data["machine"]
+    if isinstance(machine.get("java"), str):
+        machine["java"] = machine["java"].replace(" | ", "; ")
+    extra = {k: v for k, v in data.items() if k not in ("machine", "config", "results", "notes", "targets")}
+    return write_all(output_dir, machine, data["config"], rec, extra)

@@ -497,6 +497,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--preliminary", action="store_true",
                         help="mark the results as preliminary (noisy machine; to be re-measured on a quiet one)")
     parser.add_argument("--note", default=None, metavar="TEXT", help="a note printed at the top of RESULTS.md")
+    parser.add_argument("--rerender", action="store_true",
+                        help="measure nothing: rebuild RESULTS.md and scaling.png from the results.json in --output-dir")
     args = parser.parse_args(argv)
     if args.repeat is None:
         args.repeat = 1 if args.quick else 5
@@ -516,7 +518,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from bench_report import write_all
+    from bench_report import rerender, write_all
+
+    if args.rerender:
+        for t in rerender(args.output_dir):
+            log(f"  {t.status:>12}  {t.text}: {t.measured.replace('**', '')}")
+        return 0
 
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
     sizes = Sizes.quick() if args.quick else Sizes.full()
