@@ -251,13 +251,21 @@ class ChunkResult:
         return self.output[self.offsets[local_index] : self.offsets[local_index + 1]]
 
 
+def _safe_str(exc: BaseException) -> str:
+    """``str(exc)``, even for an exception whose ``__str__`` itself raises."""
+    try:
+        return str(exc)
+    except Exception as err:  # noqa: BLE001
+        return f"<str() of the {type(exc).__qualname__} failed: {type(err).__name__}>"
+
+
 def _task_error(task: int, chunk: int, exc: BaseException, node: str, skip_frames: int = 1) -> tuple[RxTaskError, bytes | None]:
     tb = exc.__traceback__
     for _ in range(skip_frames):  # drop rxspark's own frames
         if tb is not None and tb.tb_next is not None:
             tb = tb.tb_next
     text = "".join(traceback.format_exception(type(exc), exc, tb))
-    error = RxTaskError(task, chunk, type(exc).__qualname__, str(exc), text, node)
+    error = RxTaskError(task, chunk, type(exc).__qualname__, _safe_str(exc), text, node)
     try:
         exc.__traceback__ = None
         cause = cloudpickle.dumps(exc)
@@ -281,7 +289,7 @@ def _serialize_values(values: list[Any], result: ChunkResult, node: str) -> byte
                 result.index,
                 "RxResultSerializationError",
                 f"the result of type {type(value).__module__}.{type(value).__qualname__} cannot be serialized: "
-                f"{type(exc).__name__}: {exc}",
+                f"{type(exc).__name__}: {_safe_str(exc)}",
                 "",
                 node,
             )
@@ -367,7 +375,9 @@ def run_chunk(
             began = clock()
             try:
                 values.append(function(*call_args, **call_kwargs))
-            except (Exception, SystemExit) as exc:
+            except BaseException as exc:  # noqa: BLE001 - any user exception is data (never retried) ...
+                if isinstance(exc, KeyboardInterrupt):  # ... but Ctrl-C stops the chunk
+                    raise
                 values.append(None)
                 result.errors[task], cause = _task_error(task, chunk.index, exc, node)
                 if cause is not None:

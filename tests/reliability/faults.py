@@ -190,3 +190,35 @@ def wait_for_file(x, path, limit=60.0):
 
 def echo(*args, **kwargs):
     return args, kwargs
+
+
+class BadStr(Exception):
+    """A user exception whose str() itself fails."""
+
+    def __str__(self):
+        raise RuntimeError("no str for you")
+
+
+class Abort(BaseException):  # noqa: N818 - a user's own name
+    """A user exception outside the Exception hierarchy."""
+
+
+def raise_odd(x, log_dir, kind):
+    """Task 1 raises an unusual user exception; every execution is counted."""
+    mark(log_dir, "start", x)
+    if x == 1:
+        if kind == "bad-str":
+            raise BadStr()
+        raise Abort("task 1 aborts")
+    return x
+
+
+class Unloadable:
+    """Pickles fine, cannot be unpickled (like an object whose class exists only on the workers)."""
+
+    def __reduce__(self):
+        return (int, ("not a number",))
+
+
+def unloadable_in(x, bad=(1,)):
+    return Unloadable() if x in bad else x

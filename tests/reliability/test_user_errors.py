@@ -78,3 +78,15 @@ def test_an_unserializable_result_inside_a_container_names_the_container_and_the
         out = rx_exec(faults.unpicklable_in, rx_elem_arg(range(3)), compute_context=context)
     assert out[0] == 0 and out[2] == 2
     assert "builtins.dict" in out[1].message and "_thread.lock" in out[1].message
+
+
+@pytest.mark.parametrize("kind, exc_type", [("bad-str", "BadStr"), ("base-exception", "Abort")])
+def test_unusual_user_exceptions_are_task_errors_and_run_once(context, log_dir, kind, exc_type):
+    """An exception whose str() fails, or one outside Exception, is still the user's error: data, not a retry."""
+    with pytest.warns(RxTaskFailureWarning):
+        out = rx_exec(faults.raise_odd, rx_elem_arg(range(4)), log_dir=log_dir, kind=kind, task_chunk_size=2, compute_context=context)
+    assert [out[i] for i in (0, 2, 3)] == [0, 2, 3]
+    assert isinstance(out[1], RxTaskError) and out[1].exc_type == exc_type and out[1].task_index == 1
+    assert exc_type in out[1].remote_traceback
+    assert faults.per_task(log_dir, "start") == {0: 1, 1: 1, 2: 1, 3: 1}
+
