@@ -241,9 +241,33 @@ class ChunkResult:
 
     def get_values(self) -> list[Any]:
         if self.values is None:
-            self.values = cloudpickle.loads(self.values_blob) if self.values_blob is not None else [None] * (self.stop - self.start)
-            self.values_blob = None
+            self.load_values()
+        assert self.values is not None
         return self.values
+
+    def load_values(self) -> None:
+        """Deserialize the values (on the driver; contexts do it before delivering the chunk).
+
+        Values the driver cannot load (say, of a class that exists only on
+        the workers) fail the chunk's tasks as RxTaskErrors, not the job.
+        """
+        if self.values is not None:
+            return
+        n = self.stop - self.start
+        if self.values_blob is None:
+            self.values = [None] * n
+            return
+        try:
+            self.values = cloudpickle.loads(self.values_blob)
+        except Exception as exc:  # noqa: BLE001 - reported per task
+            self.values = [None] * n
+            why = (
+                f"the results of chunk {self.index} (tasks {self.start}..{self.stop - 1}) cannot be loaded on the driver: "
+                f"{type(exc).__name__}: {_safe_str(exc)} (does a result need a module or class the driver lacks?)"
+            )
+            for task in range(self.start, self.stop):
+                self.errors.setdefault(task, RxTaskError(task, self.index, "RxResultDeserializationError", why, "", self.node))
+        self.values_blob = None
 
     def task_output(self, local_index: int) -> str:
         if not self.offsets:

@@ -190,7 +190,9 @@ class ExecutorContext(ComputeContext):
                         continue
                     exc = future.exception()
                     if exc is None:
-                        job.deliver(future.result())
+                        result = future.result()
+                        result.load_values()  # values the driver cannot load fail their tasks, not the job
+                        job.deliver(result)
                     elif isinstance(exc, ChunkCanceled) or job.should_stop():
                         continue
                     elif self._is_worker_loss(exc):

@@ -554,7 +554,7 @@ class RxSpark(ComputeContext):
                     if job.should_stop():
                         return
                     raise _spark_failure(item, job)
-                result = pickle.loads(item)
+                result = _chunk_result(item)
                 job.deliver(result)
                 if bar is not None:
                     bar.update(result.stop - result.start)
@@ -568,7 +568,7 @@ class RxSpark(ComputeContext):
                 except queue.Empty:
                     break
                 if isinstance(item, bytes):
-                    job.deliver(pickle.loads(item))
+                    job.deliver(_chunk_result(item))
             if plan.once_per_elem and len(job._chunks) < len(plan.chunks):
                 raise RxJobError(
                     f"once_per_elem: the executors changed during job {job.job_id} (expected {plan.nodes}); run it again"
@@ -631,6 +631,13 @@ def _bind(function: Any, *args: Any) -> Any:
     import functools
 
     return functools.partial(function, *args)
+
+
+def _chunk_result(item: bytes) -> Any:
+    """A ChunkResult from the channel, its values loaded (values the driver cannot load fail their tasks)."""
+    result = pickle.loads(item)
+    result.load_values()
+    return result
 
 
 def _forget_accumulator(accumulator: Any) -> None:

@@ -90,3 +90,14 @@ def test_unusual_user_exceptions_are_task_errors_and_run_once(context, log_dir, 
     assert exc_type in out[1].remote_traceback
     assert faults.per_task(log_dir, "start") == {0: 1, 1: 1, 2: 1, 3: 1}
 
+
+def test_a_result_the_driver_cannot_load_fails_only_its_chunk(context):
+    with pytest.warns(RxTaskFailureWarning, match="2 of 6 tasks"):
+        out = rx_exec(faults.unloadable_in, rx_elem_arg(range(6)), bad=(4,), task_chunk_size=2, compute_context=context)
+    assert out[:4] == [0, 1, 2, 3]
+    for i in (4, 5):
+        assert isinstance(out[i], RxTaskError) and out[i].exc_type == "RxResultDeserializationError"
+        assert "chunk 2 (tasks 4..5)" in out[i].message and "ValueError" in out[i].message
+    with pytest.raises(RxTaskError, match="cannot be loaded"):
+        rx_exec(faults.unloadable_in, rx_elem_arg(range(6)), bad=(4,), task_chunk_size=2, continue_on_failure=False,
+                compute_context=context)
