@@ -20,6 +20,7 @@ import threading
 import time
 import traceback
 import types
+from array import array
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -236,7 +237,7 @@ class ChunkResult:
     causes: dict[int, bytes] = field(default_factory=dict)
     output: str = ""
     offsets: list[int] = field(default_factory=list)
-    times: list[float] = field(default_factory=list)
+    times: Any = field(default_factory=lambda: array("d"))  # seconds per task
     payload_loaded: bool = False
 
     def get_values(self) -> list[Any]:
@@ -369,19 +370,24 @@ def run_chunk(
     args, kwargs = payload.args, payload.kwargs
     pos_slots, kw_slots = payload.pos_slots, payload.kw_slots
     per_task_stream = payload.rng is not None and payload.rng.scope == "task"
-    values = []
+    values: list[Any] = []
     offsets = [0]
-    times = []
+    append, offset = values.append, offsets.append
     clock = time.perf_counter
+    between_tasks = stop is not None or per_task_stream
     with Streams(payload.rng) as streams, _Capture() as buffer:
+        tell = buffer.tell
         if not per_task_stream:
             streams.start(chunk.index)
+        # One clock reading per task: task i took stamps[i + 1] - stamps[i].
+        stamps = array("d", [clock()])
+        stamp = stamps.append
         for local in range(n):
-            task = chunk.start + local
-            if stop is not None and stop.is_set():
-                raise ChunkCanceled(chunk.index)
-            if per_task_stream:
-                streams.start(task)
+            if between_tasks:
+                if stop is not None and stop.is_set():
+                    raise ChunkCanceled(chunk.index)
+                if per_task_stream:
+                    streams.start(chunk.start + local)
             if calls is None:
                 call_args, call_kwargs = args, kwargs
             else:
@@ -396,22 +402,21 @@ def run_chunk(
                     call_list[:0] = entry_args
                     call_kwargs.update(entry_kwargs)
                 call_args = call_list
-            began = clock()
             try:
-                values.append(function(*call_args, **call_kwargs))
-            except BaseException as exc:  # noqa: BLE001 - any user exception is data (never retried) ...
-                if isinstance(exc, KeyboardInterrupt):  # ... but Ctrl-C stops the chunk
-                    raise
-                values.append(None)
+                append(function(*call_args, **call_kwargs))
+            except (Exception, SystemExit) as exc:
+                append(None)
+                task = chunk.start + local
                 result.errors[task], cause = _task_error(task, chunk.index, exc, node)
                 if cause is not None:
                     result.causes[task] = cause
-            times.append(clock() - began)
-            offsets.append(buffer.tell())
+            stamp(clock())
+            offset(tell())
         output = buffer.getvalue()
     result.output = output if output else ""
     result.offsets = offsets if output else []
-    result.times = times
+    # array('d') pickles as one buffer (1e6 floats: 8 MB raw instead of 9 MB of pickled floats, 4x faster).
+    result.times = array("d", [b - a for a, b in zip(stamps, stamps[1:])])
     if serialize_results:
         result.values_blob = _serialize_values(values, result, node)
     else:
