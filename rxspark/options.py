@@ -17,6 +17,11 @@ _DEFAULTS: dict[str, Any] = {
     "max_chunk_attempts": 4,
     # exec_objects larger than this (serialized) trigger a warning recommending rx_share.
     "exec_objects_warn_bytes": 256 * 1024**2,
+    # Reseed the stdlib random module and NumPy's legacy global state at each
+    # stream start (so code using them is reproducible). Tasks that draw only
+    # from rxspark.rng() can turn it off: with rng_scope="task" reseeding costs
+    # ~6 us a task, mostly CPython's random.seed().
+    "seed_global_rngs": True,
 }
 
 _options: dict[str, Any] = dict(_DEFAULTS)
@@ -30,6 +35,9 @@ def _check(name: str, value: Any) -> Any:
         if not isinstance(value, (str, os.PathLike)):
             raise RxArgumentTypeError(f"rx_options: share_dir must be a path, got {type(value).__name__}")
         value = os.fspath(value)
+    elif name == "seed_global_rngs":
+        if not isinstance(value, bool):
+            raise RxArgumentTypeError(f"rx_options: seed_global_rngs must be True or False, got {value!r}")
     elif name in ("max_chunk_attempts", "exec_objects_warn_bytes"):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise RxArgumentError(f"rx_options: {name} must be a positive int, got {value!r}")
@@ -41,7 +49,8 @@ def rx_options(**kwargs: Any) -> dict[str, Any]:
 
     Args:
         **kwargs: Options to set. Known options: ``num_cores_to_use`` (-1 = all
-            cores), ``share_dir``, ``max_chunk_attempts``, ``exec_objects_warn_bytes``.
+            cores), ``share_dir``, ``max_chunk_attempts``, ``exec_objects_warn_bytes``,
+            ``seed_global_rngs`` (reseed ``random`` / ``numpy.random`` per stream; default True).
 
     Returns:
         A copy of the options in force after the call.

@@ -10,8 +10,10 @@ every compute context and on every retry of a chunk:
   way to make independent parallel streams), or an mkl-random ``MKLRandomState``
   for Intel VSL kinds (MT2203 uses substream ``index`` of the family);
 * the stdlib ``random`` module and NumPy's legacy global state, reseeded at
-  each stream start from child sequences of the same ``SeedSequence``, so code
-  that only uses ``random.random()`` or ``numpy.random.rand()`` is reproducible.
+  each stream start from a keyed hash of the same ``(seed, index)``, so code
+  that only uses ``random.random()`` or ``numpy.random.rand()`` is reproducible
+  (``rx_options(seed_global_rngs=False)`` skips that for tasks that use only
+  ``rng()``: reseeding is most of a stream's cost).
 
 The generator behind ``rng()`` is built lazily: a task that never calls it
 pays only for reseeding the two global states.
@@ -62,6 +64,7 @@ class RngSpec:
     seed: int
     kind: str
     scope: str
+    seed_globals: bool = True  # reseed random / numpy.random at each stream start
 
 
 def resolve(rng_seed: Any, rng_kind: Any, rng_scope: Any) -> RngSpec | None:
@@ -89,9 +92,11 @@ def resolve(rng_seed: Any, rng_kind: Any, rng_scope: Any) -> RngSpec | None:
             _mkl_random()  # fail now, on the driver, rather than on every worker
     if rng_seed is None and rng_kind is None:
         return None
+    from .options import get_option
+
     seed = secrets.randbits(63) if rng_seed in (None, "auto") else int(rng_seed)
     kind = DEFAULT_KIND if rng_kind in (None, "auto") else rng_kind
-    return RngSpec(seed=seed, kind=kind, scope=rng_scope)
+    return RngSpec(seed=seed, kind=kind, scope=rng_scope, seed_globals=get_option("seed_global_rngs"))
 
 
 def check_stream_count(spec: RngSpec | None, n_streams: int) -> None:
@@ -121,6 +126,8 @@ class Stream:
         self.spec = spec
         self.index = index
         self._generator: Any = None
+        if not spec.seed_globals:
+            return
         # Seeds for the global states come from a keyed hash of (seed, index):
         # distinct from the SeedSequence behind rng(), and cheap enough to run
         # once per task under rng_scope="task".
@@ -194,7 +201,7 @@ class Streams:
         self._saved: tuple[Any, Any] | None = None
 
     def __enter__(self) -> Streams:
-        if self.spec is not None:
+        if self.spec is not None and self.spec.seed_globals:
             self._lock.acquire()
             self._saved = (_random.getstate(), np.random.get_state())
         _current.state = _UNSEEDED
@@ -206,8 +213,7 @@ class Streams:
 
     def __exit__(self, *exc: Any) -> None:
         _current.state = None
-        if self.spec is not None:
-            assert self._saved is not None
+        if self._saved is not None:
             _random.setstate(self._saved[0])
             np.random.set_state(self._saved[1])
             self._lock.release()

@@ -148,3 +148,21 @@ def test_streams_of_one_job_do_not_repeat():
     assert len(set(firsts)) == 50
     for a, b in itertools.combinations(range(10), 2):
         assert not np.array_equal(draws[a], draws[b])
+
+
+def test_seed_global_rngs_off_keeps_rng_reproducible_and_leaves_globals_alone():
+    before = rxspark.rx_options()["seed_global_rngs"]
+    try:
+        rxspark.rx_options(seed_global_rngs=False)
+        a = rx_exec(tasks.draw, times_to_run=6, rng_seed=3, rng_scope="task", task_chunk_size=4)
+        b = rx_exec(tasks.draw, times_to_run=6, rng_seed=3, rng_scope="task", task_chunk_size=1)
+        random.seed(5)
+        expected = [random.random() for _ in range(3)]
+        random.seed(5)
+        drawn = rx_exec(tasks.draw_globals, size=1, times_to_run=3, rng_seed=3)
+        assert [d[0] for d in drawn] == expected  # the caller's random state was used, not reseeded
+    finally:
+        rxspark.rx_options(seed_global_rngs=before)
+    assert a == b == rx_exec(tasks.draw, times_to_run=6, rng_seed=3, rng_scope="task")
+    with pytest.raises(rxspark.RxArgumentTypeError, match="seed_global_rngs"):
+        rxspark.rx_options(seed_global_rngs="no")
