@@ -404,7 +404,9 @@ def run_chunk(
                 call_args = call_list
             try:
                 append(function(*call_args, **call_kwargs))
-            except (Exception, SystemExit) as exc:
+            except BaseException as exc:  # noqa: BLE001 - any user exception is data (never retried) ...
+                if isinstance(exc, KeyboardInterrupt):  # ... but Ctrl-C stops the chunk
+                    raise
                 append(None)
                 task = chunk.start + local
                 result.errors[task], cause = _task_error(task, chunk.index, exc, node)
