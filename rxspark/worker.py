@@ -50,7 +50,7 @@ class InlinePayload:
     blob: bytes
 
     def load(self) -> Payload:
-        return cloudpickle.loads(self.blob)
+        return load_payload(self.blob)
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,8 @@ class FilePayload:
 
     def load(self) -> Payload:
         with open(self.path, "rb") as f:
-            return cloudpickle.load(f)
+            blob = f.read()
+        return load_payload(blob)
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,18 @@ def _bind_globals(function: Any, extra: dict[str, Any]) -> Any:
 
 class PackageImportError(Exception):
     """A module of packages_to_load could not be imported on this worker."""
+
+
+class PayloadLoadError(Exception):
+    """The job's payload (or a chunk's per-call arguments) arrived but cannot be unpickled here."""
+
+
+def load_payload(blob: bytes) -> Payload:
+    """Unpickle a payload; failing to (a module missing on this worker ...) is the job's problem, not the worker's."""
+    try:
+        return cloudpickle.loads(blob)
+    except Exception as exc:  # noqa: BLE001 - reported per task
+        raise PayloadLoadError(f"{type(exc).__name__}: {_safe_str(exc)}") from exc
 
 
 def _prepare(payload: Payload, node: str) -> _Prepared:
@@ -322,6 +335,16 @@ def _serialize_values(values: list[Any], result: ChunkResult, node: str) -> byte
     return cloudpickle.dumps(values)
 
 
+def _failed_chunk(result: ChunkResult, chunk: Chunk, exc_type: str, message: str, serialize_results: bool) -> ChunkResult:
+    """The chunk's report when none of its tasks could run."""
+    values: list[Any] = [None] * (chunk.stop - chunk.start)
+    for task in range(chunk.start, chunk.stop):
+        result.errors[task] = RxTaskError(task, chunk.index, exc_type, message, "", result.node)
+    result.values_blob = cloudpickle.dumps(values) if serialize_results else None
+    result.values = None if serialize_results else values
+    return result
+
+
 def default_node() -> str:
     return socket.gethostname()
 
@@ -357,16 +380,18 @@ def run_chunk(
     try:
         prepared, result.payload_loaded = _load(ref, node)
     except PackageImportError as exc:
-        values: list[Any] = [None] * n
-        for task in range(chunk.start, chunk.stop):
-            result.errors[task] = RxTaskError(task, chunk.index, "ModuleNotFoundError", str(exc), "", node)
-        result.values_blob = cloudpickle.dumps(values) if serialize_results else None
-        result.values = None if serialize_results else values
-        return result
+        return _failed_chunk(result, chunk, "ModuleNotFoundError", str(exc), serialize_results)
+    except PayloadLoadError as exc:  # deterministic: every attempt would fail alike, so it is not retried
+        why = f"the job's function and shared arguments cannot be loaded on node {node}: {exc}"
+        return _failed_chunk(result, chunk, "RxPayloadError", why + " (is a module they need missing there?)", serialize_results)
+    try:
+        calls = chunk.get_calls()
+    except Exception as exc:  # noqa: BLE001 - as above, for the chunk's own per-call arguments
+        why = f"the per-call arguments of chunk {chunk.index} cannot be loaded on node {node}: {type(exc).__name__}: {_safe_str(exc)}"
+        return _failed_chunk(result, chunk, "RxPayloadError", why + " (is a module they need missing there?)", serialize_results)
 
     payload = prepared.payload
     function = prepared.function
-    calls = chunk.get_calls()
     args, kwargs = payload.args, payload.kwargs
     pos_slots, kw_slots = payload.pos_slots, payload.kw_slots
     per_task_stream = payload.rng is not None and payload.rng.scope == "task"

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RxArgumentError, RxArgumentTypeError, RxJobError, RxSparkUnavailableError, RxWorkerLostError
-from ..worker import run_chunk
+from ..worker import load_payload, run_chunk
 from .base import ComputeContext, check_positive_int
 
 if TYPE_CHECKING:
@@ -73,9 +73,7 @@ class BroadcastPayload:
     broadcast: Any
 
     def load(self) -> Any:
-        import cloudpickle
-
-        return cloudpickle.loads(self.broadcast.value)
+        return load_payload(self.broadcast.value)  # fetch errors propagate (Spark retries); unpickling ones are the job's
 
 
 def _channel_param() -> Any:

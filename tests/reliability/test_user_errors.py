@@ -101,3 +101,23 @@ def test_a_result_the_driver_cannot_load_fails_only_its_chunk(context):
     with pytest.raises(RxTaskError, match="cannot be loaded"):
         rx_exec(faults.unloadable_in, rx_elem_arg(range(6)), bad=(4,), task_chunk_size=2, continue_on_failure=False,
                 compute_context=context)
+
+
+@pytest.mark.parametrize("where", ["shared", "per-call"])
+def test_arguments_the_workers_cannot_load_fail_their_tasks_without_retries(context, where):
+    """A job that pickles on the driver but not back on a worker (a module missing there) is the
+    user's problem, said per task: Spark must not retry it as a lost worker."""
+    if where == "shared":
+        args, failed = (faults.Unloadable(), rx_elem_arg(range(4))), [0, 1, 2, 3]
+    else:
+        args, failed = (rx_elem_arg([1, faults.Unloadable(), 3, 4]),), [0, 1]  # chunk 0 carries it
+    began = time.monotonic()
+    with pytest.warns(RxTaskFailureWarning):
+        out = rx_exec(faults.echo, *args, task_chunk_size=2, compute_context=context)
+    assert time.monotonic() - began < 30
+    assert [i for i, v in enumerate(out) if isinstance(v, RxTaskError)] == failed
+    for i in failed:
+        assert out[i].exc_type == "RxPayloadError" and "cannot be loaded on node" in out[i].message
+        assert "ValueError" in out[i].message
+    if where == "per-call":
+        assert out[2:] == [((3,), {}), ((4,), {})]
