@@ -215,6 +215,21 @@ def _java_option(name: str, path: str) -> str:
     return '"' + option.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+_LOCAL_THREADS = re.compile(r"^local(?:\[(\*|\d+)\])?$")
+DEFAULT_LOCAL_ATTEMPTS = "4"
+
+
+def _with_retries(master: str, conf: Any) -> str:
+    """``local[N]`` as ``local[N,F]``: Spark runs each task once on a local master whatever
+    ``spark.task.maxFailures`` says, so a crashed Python worker would fail the job. F is
+    ``spark.task.maxFailures`` when set, else 4 (Spark's default on clusters)."""
+    match = _LOCAL_THREADS.match(master)
+    if not match:
+        return master
+    attempts = conf.get("spark.task.maxFailures", None) or DEFAULT_LOCAL_ATTEMPTS
+    return f"local[{match.group(1) or 1},{attempts}]"
+
+
 def _is_local(master: str) -> bool:
     return bool(_LOCAL_MASTER.match(master))
 
@@ -233,7 +248,9 @@ class RxSpark(ComputeContext):
     Args:
         spark: A SparkSession to use.
         master: Master URL for a new session (``local[*]``, ``local-cluster[2,1,1024]``,
-            ``spark://host:7077``, ``yarn``, ``k8s://https://host:443``).
+            ``spark://host:7077``, ``yarn``, ``k8s://https://host:443``). A local master
+            gets a retry count (``local[*]`` runs as ``local[*,4]``, or with
+            ``spark.task.maxFailures``), so crashed Python workers are retried there too.
         app_name: Application name of a new session.
         num_executors: ``spark.executor.instances``.
         executor_cores: ``spark.executor.cores``.
@@ -379,7 +396,8 @@ class RxSpark(ComputeContext):
 
             active = _running_session()
             if active is not None:
-                if self.master is not None and active.sparkContext.master != self.master:
+                running = active.sparkContext.master
+                if self.master is not None and running not in (self.master, _with_retries(self.master, active.sparkContext.getConf())):
                     raise RxArgumentError(
                         f"RxSpark: a SparkSession with master {active.sparkContext.master!r} is already active; "
                         f"stop it before starting one on {self.master!r}, or pass spark=that_session"
@@ -408,6 +426,7 @@ class RxSpark(ComputeContext):
                 # PySpark starts workers with $PYSPARK_PYTHON (else "python3", which may
                 # lack this environment's packages), whatever spark.pyspark.python says.
                 os.environ["PYSPARK_PYTHON"] = conf.get("spark.pyspark.python", None) or sys.executable
+            master = _with_retries(master, conf)
             conf.setMaster(master)
             if self.app_name != "rxspark" or not conf.contains("spark.app.name"):
                 conf.setAppName(self.app_name)

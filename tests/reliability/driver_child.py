@@ -5,6 +5,7 @@ small ``spark.driver.maxResultSize``, and reports each phase on stdout as
 ``TAG {json}``:
 
 1. RECORDED: a non-waiting job whose record is kept (for the redaction checks);
+   RETRIED: a job whose Python workers crash once (retried on a local master too);
 2. MAXRESULT: results larger than spark.driver.maxResultSize (the error);
 3. READY: a blocking rx_exec of endless tasks runs (the parent now sends
    SIGINT); INTERRUPTED: what Spark's status tracker says once the
@@ -51,6 +52,16 @@ def main(share_dir: str, log_dir: str) -> None:
 
     job = rx_exec(faults.echo, rx_elem_arg(range(4)), compute_context=cc, wait=False, auto_cleanup=False)
     say("RECORDED", job_id=job.job_id, results=job.result(timeout=120), rxspark=rxspark.__file__)
+
+    # Spark runs each task once on local[N] whatever spark.task.maxFailures says; rxspark asks for retries.
+    crashes = os.path.join(log_dir, "crashes")
+    os.mkdir(crashes)
+    try:
+        out = rx_exec(faults.crash_first_attempt, rx_elem_arg(range(4)), marker_dir=crashes, every=2, how="segv",
+                      task_chunk_size=1, rng_seed=3, compute_context=cc)
+        say("RETRIED", master=sc.master, results=out, crashed=sorted(os.listdir(crashes)))
+    except rxspark.RxError as exc:
+        say("RETRIED", master=sc.master, error=str(exc))
 
     try:
         rx_exec(faults.big_blob, rx_elem_arg(range(6)), nbytes=3_000_000, task_chunk_size=1, compute_context=cc)

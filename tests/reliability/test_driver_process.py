@@ -40,6 +40,7 @@ def driver(tmp_path_factory):
     report = {"share_dir": str(share_dir), "site": str(site)}
     try:
         report["recorded"] = child.expect("RECORDED", timeout=240)
+        report["retried"] = child.expect("RETRIED", timeout=120)
         report["maxresult"] = child.expect("MAXRESULT", timeout=120)
         report["ready"] = child.expect("READY", timeout=120)
         report["sigint_at"] = time.monotonic()
@@ -77,6 +78,14 @@ def test_rxspark_installed_under_a_path_with_spaces_starts_spark(driver):
     assert driver["recorded"]["rxspark"].startswith(driver["site"] + os.sep)
     assert driver["recorded"]["results"] == [[[i], {}] for i in range(4)]
     assert " INFO " not in driver["stderr"]  # and its quiet logging configuration is in force
+
+
+def test_crashed_python_workers_are_retried_on_a_local_master(driver):
+    retried = driver["retried"]
+    assert "error" not in retried, retried["error"]
+    assert retried["master"] == "local[2,4]"  # asked for local[2]: Spark alone would not retry there
+    assert retried["crashed"] == ["crashed-1", "crashed-3"]
+    assert [x for x, _ in retried["results"]] == [0, 1, 2, 3]
 
 
 def test_results_above_max_result_size_fail_with_the_setting_to_change(driver):
