@@ -9,24 +9,38 @@
 #   unless PYSPARK_PYTHON is set;
 # - the rxspark package is zipped and shipped with --py-files, so cluster nodes
 #   need numpy, cloudpickle and pyarrow but not rxspark itself;
-# - every other argument goes to spark-submit and the script unchanged (quoted as given).
+# - options before the script go to spark-submit, the script and everything after it
+#   to the script, unchanged (rxspark's own --profile/--python/--help only before the script).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 profile="local"
 python=""
-passthrough=()
+submit_args=()   # spark-submit's own options, before the script
+script_args=()   # the script and everything after it, passed through untouched
+# spark-submit options that take no value; every other option before the script takes one.
+flags=" --verbose -v --supervise --version --usage-error "
 while [ $# -gt 0 ]; do
     case "$1" in
-        --profile) profile="${2:?--profile needs a name}"; shift 2 ;;
-        --profile=*) profile="${1#--profile=}"; shift ;;
-        --python) python="${2:?--python needs a path}"; shift 2 ;;
-        --python=*) python="${1#--python=}"; shift ;;
-        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) passthrough+=("$1"); shift ;;
+        --profile) profile="${2:?--profile needs a name}"; shift 2; continue ;;
+        --profile=*) profile="${1#--profile=}"; shift; continue ;;
+        --python) python="${2:?--python needs a path}"; shift 2; continue ;;
+        --python=*) python="${1#--python=}"; shift; continue ;;
+        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     esac
+    if [[ "$1" == -* ]]; then
+        submit_args+=("$1")
+        if [[ "$1" != *=* && "$flags" != *" $1 "* && $# -gt 1 ]]; then
+            submit_args+=("$2")
+            shift
+        fi
+        shift
+    else
+        script_args=("$@")   # the script: from here on every argument is the script's
+        break
+    fi
 done
-if [ ${#passthrough[@]} -eq 0 ]; then
+if [ ${#script_args[@]} -eq 0 ]; then
     echo "spark-submit.sh: give the script to run (see --help)" >&2
     exit 2
 fi
@@ -83,10 +97,14 @@ if [ "$profile" = "local" ]; then
     export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
 fi
 
-exec "$submit" \
+# Not exec: the EXIT trap must remove the work directory (it holds the secret).
+status=0
+"$submit" \
     --properties-file "$submit_properties" \
-    --driver-java-options "-Dlog4j2.configurationFile=file:$here/rxspark/conf/log4j2.properties" \
+    --driver-java-options "-Dlog4j2.configurationFile=\"$here/rxspark/conf/log4j2.properties\"" \
     --conf "spark.pyspark.python=$python" \
     --conf "spark.pyspark.driver.python=$python" \
     --py-files "$work/rxspark.zip" \
-    "${passthrough[@]}"
+    ${submit_args[@]+"${submit_args[@]}"} \
+    "${script_args[@]}" || status=$?
+exit "$status"

@@ -41,7 +41,7 @@ class rx_elem_arg:  # noqa: N801 - the public name follows RevoScaleR's rxElemAr
     __slots__ = ("values",)
 
     def __init__(self, values: Sequence[Any]) -> None:
-        if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+        if isinstance(values, (str, bytes, Mapping, set, frozenset)) or not hasattr(values, "__len__"):
             raise RxArgumentTypeError(
                 "rx_elem_arg needs a sized sequence (list, tuple, range, numpy array, pandas Series), "
                 f"got {type(values).__name__}"
@@ -180,7 +180,11 @@ def _per_call_entries(elem_args: Any, args: Any) -> tuple[list[tuple[tuple[Any, 
             if bad:
                 raise RxArgumentTypeError(f"elem_args given as a dict needs string names, got {bad[0]!r}")
             entries = [_normalize_entry(v, f"elem_args[{k!r}]") for k, v in elem_args.items()]
-        elif isinstance(elem_args, (str, bytes)) or not isinstance(elem_args, Sequence) and not hasattr(elem_args, "__array__"):
+        elif (
+            isinstance(elem_args, (str, bytes))
+            or not isinstance(elem_args, Sequence) and not hasattr(elem_args, "__array__")
+            or getattr(elem_args, "ndim", 1) == 0
+        ):
             raise RxArgumentTypeError(
                 "elem_args must be a sequence (one entry per call) or a dict of name -> entry, "
                 f"got {type(elem_args).__name__}"

@@ -197,15 +197,11 @@ def test_invalid_arguments_raise_an_rx_error_before_anything_runs(call):
 # strict xfails, so fixing them turns these into failures that ask for the marks to go.
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError, reason="plan.py: rx_elem_arg accepts a dict (it has __len__/__getitem__) "
-                   "and build_plan then raises KeyError(0) instead of an RxArgumentTypeError")
 def test_rx_elem_arg_of_a_dict_is_an_rx_error():
     with pytest.raises(RxError):
         rx_exec(echo1, rx_elem_arg({"a": 1, "b": 2}), compute_context=RxLocalSeq())
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason="plan.py: elem_args given as a 0-d numpy array passes the "
-                   "sequence check (__array__) and enumerate() raises a bare TypeError")
 def test_elem_args_of_a_0d_array_is_an_rx_error():
     with pytest.raises(RxError):
         rx_exec(echo1, elem_args=np.array(5), compute_context=RxLocalSeq())

@@ -155,16 +155,12 @@ def test_spark_submit_sh_keeps_the_secret_off_the_command_line_in_a_private_work
     assert secret not in proc.stdout + proc.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="spark-submit.sh: `exec spark-submit` replaces the shell, so the EXIT trap never "
-                   "removes the work directory; the properties file holding _SPARK_AUTH_SECRET stays in $TMPDIR")
 def test_spark_submit_sh_removes_its_work_dir(tools):
     proc, _ = run_submit(tools, "--profile", "standalone", tools["script"], secret="s3cr3t")
     assert proc.returncode == 0, proc.stderr
     assert os.listdir(tools["temp"]) == []
 
 
-@pytest.mark.xfail(strict=True, reason="spark-submit.sh parses --profile/--python/--help anywhere on the line, so the "
-                   "script's own options with those names are taken (or make it print its help and exit)")
 @pytest.mark.parametrize("option", [["--profile", "yarn"], ["--python", "/bin/false"], ["--help"]])
 def test_spark_submit_sh_leaves_the_scripts_own_options_alone(tools, option):
     proc, report = run_submit(tools, tools["script"], *option)
@@ -181,9 +177,6 @@ def test_the_standalone_profile_turns_authentication_on_with_the_secret_from_the
     assert "_SPARK_AUTH_SECRET" in text  # where the secret comes from
 
 
-@pytest.mark.xfail(strict=True, reason="spark-submit.sh: --driver-java-options \"-Dlog4j2.configurationFile=file:$here/...\" is "
-                   "split at the space of a checkout path with spaces; the JVM then looks for a main class named after "
-                   "the rest of the path")
 def test_spark_submit_sh_runs_from_a_checkout_whose_path_has_spaces(tools):
     env = child_env(PYSPARK_PYTHON=sys.executable, TMPDIR=str(tools["temp"]))
     proc = subprocess.run([tools["submit"], tools["script"]], capture_output=True, text=True, timeout=300, env=env)
