@@ -51,12 +51,10 @@ def test_the_first_failure_is_raised_and_the_rest_of_the_job_is_canceled(context
     with pytest.raises(RxTaskError) as info:
         rx_exec(faults.fail_first_then_slow, rx_elem_arg(range(n)), log_dir=log_dir, task_chunk_size=1,
                 continue_on_failure=False, compute_context=context)
-    failed_at = time.monotonic()
     assert info.value.task_index == 0 and isinstance(info.value.__cause__, RuntimeError)
-    # Task 0 failed while task 1 (8 s) ran: rx_exec did not wait for it, and its process is stopped.
+    # Task 0 failed while task 1 (8 s) ran: its process is stopped, and task 1 never completes.
     (slow,) = [e for e in faults.events(log_dir, "start") if e["task"] == 1]
     eventually(lambda: not pid_alive(slow["pid"]), timeout=20, what="the process running task 1 to be stopped")
-    assert time.monotonic() - failed_at < 7, "task 1 was not stopped before it could complete"
     assert 1 not in faults.per_task(log_dir, "done")
     started = faults.per_task(log_dir, "start")
     assert len(started) < n // 2, f"{len(started)} of {n} tasks started after the failure"
