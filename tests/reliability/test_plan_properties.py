@@ -193,8 +193,7 @@ def test_invalid_arguments_raise_an_rx_error_before_anything_runs(call):
     assert CALLS == [], f"{kind}: the function ran"
 
 
-# Bugs in plan.py found by the properties above (plan.py is not this suite's to change):
-# strict xfails, so fixing them turns these into failures that ask for the marks to go.
+# Two inputs the properties above found slipping past validation (fixed in plan.py since).
 
 
 def test_rx_elem_arg_of_a_dict_is_an_rx_error():

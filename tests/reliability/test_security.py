@@ -33,6 +33,8 @@ from . import faults
 from .conftest import ROOT, TESTS, child_env, eventually
 
 SUBMIT = os.path.join(ROOT, "spark-submit.sh")
+# spark-submit.sh checks Java first (scripts/ensure-java.sh), even in front of the stand-in spark-submit.
+needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="spark-submit.sh needs Java on PATH")
 ODD_ARGS = ["two words", "semi;colon", "'single'", '"double"', "$HOME", "`uname`", "", "a\tb",
             "--master", "local[1]", "--conf", "spark.x=1", "-v", "--name", "x; rm -rf /"]
 
@@ -132,6 +134,7 @@ def run_submit(tools, *args, secret=None):
     return proc, report
 
 
+@needs_java
 def test_spark_submit_sh_passes_every_argument_verbatim_from_paths_with_spaces(tools):
     proc, report = run_submit(tools, "--profile", "standalone", "--master", "spark://127.0.0.1:7077", tools["script"], *ODD_ARGS)
     assert proc.returncode == 0, proc.stderr
@@ -143,6 +146,7 @@ def test_spark_submit_sh_passes_every_argument_verbatim_from_paths_with_spaces(t
     assert os.path.basename(report["pyfiles"]) == "rxspark.zip" and os.path.dirname(report["pyfiles"]) == report["work"]
 
 
+@needs_java
 def test_spark_submit_sh_keeps_the_secret_off_the_command_line_in_a_private_work_dir(tools):
     secret = "s3cr3t-" + os.urandom(6).hex()
     proc, report = run_submit(tools, "--profile", "standalone", tools["script"], secret=secret)
@@ -155,12 +159,14 @@ def test_spark_submit_sh_keeps_the_secret_off_the_command_line_in_a_private_work
     assert secret not in proc.stdout + proc.stderr
 
 
+@needs_java
 def test_spark_submit_sh_removes_its_work_dir(tools):
     proc, _ = run_submit(tools, "--profile", "standalone", tools["script"], secret="s3cr3t")
     assert proc.returncode == 0, proc.stderr
     assert os.listdir(tools["temp"]) == []
 
 
+@needs_java
 @pytest.mark.parametrize("option", [["--profile", "yarn"], ["--python", "/bin/false"], ["--help"]])
 def test_spark_submit_sh_leaves_the_scripts_own_options_alone(tools, option):
     proc, report = run_submit(tools, tools["script"], *option)
@@ -177,7 +183,9 @@ def test_the_standalone_profile_turns_authentication_on_with_the_secret_from_the
     assert "_SPARK_AUTH_SECRET" in text  # where the secret comes from
 
 
+@pytest.mark.spark
 def test_spark_submit_sh_runs_from_a_checkout_whose_path_has_spaces(tools):
+    """The real spark-submit, embedded Spark: the driver's Java options hold the checkout's path."""
     env = child_env(PYSPARK_PYTHON=sys.executable, TMPDIR=str(tools["temp"]))
     proc = subprocess.run([tools["submit"], tools["script"]], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
