@@ -17,6 +17,7 @@ import pytest
 from rxspark import RxError, RxForeachDoPar, RxWorkerLostError, rx_elem_arg, rx_exec
 
 from . import faults
+from .conftest import eventually
 
 N = 12
 
@@ -60,3 +61,16 @@ def test_a_broken_process_pool_of_the_caller_is_an_rx_error_naming_the_chunk():
             rx_exec(faults.crash_always, rx_elem_arg(range(4)), bad=2, how="exit", task_chunk_size=1, compute_context=cc)
     assert isinstance(info.value, RxError)
     assert "chunk" in str(info.value) and "ProcessPoolExecutor" in str(info.value)
+
+
+def test_crashes_of_one_job_are_not_charged_to_another_job_on_the_same_pool(localpar, log_dir, jobs):
+    """Job A's chunk kills its worker on every attempt (4 pool breaks); job B, in flight the whole time,
+    loses its running chunks with each break but completes, with the right results."""
+    b = rx_exec(faults.seeded_work, rx_elem_arg(range(12)), log_dir=log_dir, seconds=0.6, task_chunk_size=1, rng_seed=4,
+                compute_context=localpar, wait=False)
+    jobs.append(b)
+    eventually(lambda: faults.events(log_dir, "start"), what="job B to start")
+    with pytest.raises(RxWorkerLostError, match=r"chunk 1 \(tasks 1..1\)"):
+        rx_exec(faults.crash_always, rx_elem_arg(range(3)), bad=1, how="exit", task_chunk_size=1, compute_context=localpar)
+    reference = rx_exec(faults.seeded_work, rx_elem_arg(range(12)), log_dir=log_dir, seconds=0, task_chunk_size=1, rng_seed=4)
+    assert b.result(timeout=120) == reference
