@@ -51,6 +51,7 @@ from urllib.parse import urlsplit
 
 import cloudpickle
 
+from ._private import make_private_dirs
 from .errors import RxArgumentError, RxArgumentTypeError, RxLargeObjectWarning, RxShareError
 
 __all__ = [
@@ -139,24 +140,6 @@ def _locate(location: str) -> tuple[Any | None, str]:
     if isinstance(filesystem, pafs.LocalFileSystem):
         return None, path
     return filesystem, path
-
-
-def _make_private_dirs(path: str) -> None:
-    """Create ``path`` and its missing parents, each created one mode 0700."""
-    missing = []
-    head = path
-    while head and not os.path.isdir(head):
-        missing.append(head)
-        parent = os.path.dirname(head)
-        if parent == head:
-            break
-        head = parent
-    for directory in reversed(missing):
-        try:
-            os.mkdir(directory, 0o700)
-        except FileExistsError:
-            continue
-        os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
 
 
 def default_share_dir(context: Any | None = None) -> str:
@@ -380,7 +363,7 @@ def rx_share(
     filename = stem + KINDS[kind]
     try:
         if filesystem is None:
-            _make_private_dirs(directory)
+            make_private_dirs(directory)
         else:
             filesystem.create_dir(directory, recursive=True)
         size, digest = _write_atomic(filesystem, directory, filename, _writer(kind, data))

@@ -34,6 +34,7 @@ from typing import Any
 
 import cloudpickle
 
+from ._private import make_private_dirs
 from .errors import RxJobError
 
 RECORD = "record.json"
@@ -237,8 +238,7 @@ class JobStore:
             if not create:
                 return False
             try:
-                os.makedirs(self.root, mode=0o700, exist_ok=True)
-                os.chmod(self.root, 0o700)
+                make_private_dirs(self.root)  # parents too: ~/.rxspark must not be world-writable under umask 0
             except OSError as exc:
                 raise RxJobError(f"cannot create the job store {self.root}: {exc}") from exc
             st = os.stat(self.root)

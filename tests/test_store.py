@@ -193,3 +193,13 @@ def test_record_status():
     assert record_status(_record(owner=remote, updated_at=time.time() - STALE_AFTER - 1)) == "undetermined"
     dead = {"pid": 2**22 + 12345, "host": socket.gethostname(), "start_time": 1.0}
     assert record_status(_record(status="queued", owner=dead)) == "undetermined"
+
+
+def test_missing_parents_of_the_store_are_private_even_under_umask_0(tmp_path):
+    store = job_store.JobStore(tmp_path / "home" / ".rxspark" / "jobs")
+    old = os.umask(0)
+    try:
+        store.create(JOB)
+    finally:
+        os.umask(old)
+    assert mode(tmp_path / "home") == mode(tmp_path / "home" / ".rxspark") == mode(store.root) == 0o700
