@@ -108,6 +108,16 @@ def _private_share_dir(tmp_path_factory):
     rxspark.rx_options(share_dir=before)
 
 
+@pytest.fixture
+def share_dir(tmp_path):
+    """A private job store for one test, used by every context without its own share_dir."""
+    path = str(tmp_path / "jobs")
+    previous = rxspark.rx_options()["share_dir"]
+    rxspark.rx_options(share_dir=path)
+    yield path
+    rxspark.rx_options(share_dir=previous)
+
+
 @pytest.fixture(autouse=True)
 def _reset_active_context():
     previous = rxspark.rx_get_compute_context()

@@ -11,20 +11,11 @@ import jobtasks
 import pytest
 import tasks
 
-from rxspark import rx_elem_arg, rx_exec, rx_get_job_status, rx_options
+from rxspark import rx_elem_arg, rx_exec, rx_get_job_status
 from rxspark.cli import java_major
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
-
-
-@pytest.fixture
-def share_dir(tmp_path):
-    path = str(tmp_path / "jobs")
-    previous = rx_options()["share_dir"]
-    rx_options(share_dir=path)
-    yield path
-    rx_options(share_dir=previous)
 
 
 def rxspark_cmd(*args, env=None, timeout=120):

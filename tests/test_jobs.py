@@ -22,6 +22,7 @@ import cloudpickle
 import jobtasks
 import pytest
 import tasks
+from helpers import eventually
 
 import rxspark
 from rxspark import (
@@ -37,7 +38,6 @@ from rxspark import (
     rx_get_job_results,
     rx_get_job_status,
     rx_get_jobs,
-    rx_options,
     rx_wait_for_job,
 )
 from rxspark import store as job_store
@@ -50,28 +50,6 @@ SLOW_TASKS = 40  # x 0.5 s: a job that would take 20 s (10 s on two workers) if 
 
 
 # ------------------------------------------------------------------ helpers
-
-
-@pytest.fixture
-def share_dir(tmp_path):
-    """A private job store for this test, used by every context without its own share_dir."""
-    path = str(tmp_path / "jobs")
-    previous = rx_options()["share_dir"]
-    rx_options(share_dir=path)
-    yield path
-    rx_options(share_dir=previous)
-
-
-def eventually(predicate, timeout=20.0, what="a condition"):
-    """Poll ``predicate`` until it returns something true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def settled(log, quiet=1.0, timeout=20.0):

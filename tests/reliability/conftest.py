@@ -15,8 +15,9 @@ import time
 
 import cloudpickle
 import pytest
+from helpers import eventually  # noqa: F401 - re-exported to the reliability tests
 
-from rxspark import RxLocalParallel, rx_options
+from rxspark import RxLocalParallel
 
 from . import faults
 
@@ -25,18 +26,6 @@ cloudpickle.register_pickle_by_value(faults)
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.dirname(HERE)
 ROOT = os.path.dirname(TESTS)
-
-
-def eventually(predicate, timeout=30.0, what="a condition", interval=0.02):
-    """Poll ``predicate`` until it returns something true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def pid_alive(pid: int) -> bool:
@@ -78,13 +67,9 @@ def run_child(args, timeout=180, **kwargs) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(autouse=True)
-def share_dir(tmp_path):
-    """A private job store for every test (non-waiting jobs write records)."""
-    path = str(tmp_path / "jobs")
-    previous = rx_options()["share_dir"]
-    rx_options(share_dir=path)
-    yield path
-    rx_options(share_dir=previous)
+def _private_store(share_dir):
+    """Every reliability test gets a private job store (non-waiting jobs write records)."""
+    return share_dir
 
 
 @pytest.fixture
