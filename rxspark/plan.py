@@ -82,6 +82,28 @@ class ChunkCalls:
     entries: list[tuple[tuple[Any, ...], dict[str, Any]]] | None  # elem_args entries
 
 
+def call_arguments(
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    pos_slots: tuple[tuple[int, int], ...] | list[tuple[int, int]],
+    kw_slots: tuple[tuple[str, int], ...] | list[tuple[str, int]],
+    calls: ChunkCalls,
+    local: int,
+) -> tuple[list[Any], dict[str, Any]]:
+    """The arguments of task ``local`` of a chunk: the shared template with its per-call values filled in."""
+    call_args = list(args)
+    for pos, col in pos_slots:
+        call_args[pos] = calls.columns[col][local]
+    call_kwargs = dict(kwargs)
+    for key, col in kw_slots:
+        call_kwargs[key] = calls.columns[col][local]
+    if calls.entries is not None:
+        entry_args, entry_kwargs = calls.entries[local]
+        call_args[:0] = entry_args
+        call_kwargs.update(entry_kwargs)
+    return call_args, call_kwargs
+
+
 @dataclass
 class Chunk:
     """Tasks ``[start, stop)`` of a job, run in order in one process.
@@ -265,7 +287,7 @@ def _rebindable(function: Any) -> bool:
     return func is not None and hasattr(function, "args") and _rebindable(func)
 
 
-def _diagnose_serialization(payload: Payload, calls: list[ChunkCalls] | None, names: list[str] | None) -> str:
+def _diagnose_serialization(payload: Payload, calls: list[ChunkCalls] | None) -> str:
     """Find which part of a job cannot be serialized, for the error message."""
 
     def fails(obj: Any) -> str | None:
@@ -439,19 +461,12 @@ def build_plan(
 
     # The first call must fit the function's signature.
     if n:
-        first_args = list(template_args)
-        first_kwargs = dict(template_kwargs)
-        for pos, col in pos_slots:
-            first_args[pos] = columns[col][0]
-        for key, col in kw_slots:
-            first_kwargs[key] = columns[col][0]
         if entries is not None:
-            ep, ek = entries[0]
-            first_args = list(ep) + first_args
-            dup = sorted(set(ek) & set(first_kwargs))
+            dup = sorted(set(entries[0][1]) & set(template_kwargs))
             if dup:
                 raise RxArgumentError(f"elem_args entry 0 sets keyword(s) {dup} that are also given to every call")
-            first_kwargs.update(ek)
+        first_calls = ChunkCalls(columns=[col[:1] for col in columns], entries=entries[:1] if entries is not None else None)
+        first_args, first_kwargs = call_arguments(template_args, template_kwargs, pos_slots, kw_slots, first_calls, 0)
         try:
             signature = inspect.signature(function)
         except (TypeError, ValueError):
@@ -505,7 +520,7 @@ def build_plan(
             if chunk.calls is not None:
                 chunk.calls_blob = cloudpickle.dumps(chunk.calls)
     except Exception:  # noqa: BLE001 - find the culprit and say so
-        raise RxArgumentError(_diagnose_serialization(payload, all_calls, names)) from None
+        raise RxArgumentError(_diagnose_serialization(payload, all_calls)) from None
 
     _warn_if_large(payload, len(payload_blob))
     return TaskPlan(

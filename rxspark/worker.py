@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import cloudpickle
 
 from .errors import RxTaskError
-from .plan import Chunk, Payload
+from .plan import Chunk, Payload, call_arguments
 from .rng import Streams
 
 # ---------------------------------------------------------------- payload refs
@@ -416,17 +416,7 @@ def run_chunk(
             if calls is None:
                 call_args, call_kwargs = args, kwargs
             else:
-                call_list = list(args)
-                for pos, col in pos_slots:
-                    call_list[pos] = calls.columns[col][local]
-                call_kwargs = dict(kwargs)
-                for key, col in kw_slots:
-                    call_kwargs[key] = calls.columns[col][local]
-                if calls.entries is not None:
-                    entry_args, entry_kwargs = calls.entries[local]
-                    call_list[:0] = entry_args
-                    call_kwargs.update(entry_kwargs)
-                call_args = call_list
+                call_args, call_kwargs = call_arguments(args, kwargs, pos_slots, kw_slots, calls, local)
             try:
                 append(function(*call_args, **call_kwargs))
             except BaseException as exc:  # noqa: BLE001 - any user exception is data (never retried) ...
