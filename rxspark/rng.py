@@ -49,8 +49,17 @@ VSL_KINDS: tuple[str, ...] = (
     "MRG32K3A",
     "PHILOX4X32X10",
     "ARS5",
-    "WH",
 )
+# Kinds mkl-random has but rxspark does not offer, and why. A kind that can crash
+# the process drawing from it is never offered: a segfault is not an error a task
+# can report, it takes the worker (or, on RxLocalSeq, the user's own process) down.
+WITHHELD_KINDS: dict[str, str] = {
+    "WH": (
+        "mkl-random's Wichmann-Hill generator segfaults the process that draws from it on some CPUs "
+        "(measured: mkl-random 1.5.0 / MKL 2026.2 on an AMD EPYC, uniform() from a single WH state crashed "
+        "3 of 5 fresh processes, whatever the seeding or MKL_ENABLE_INSTRUCTIONS)"
+    ),
+}
 ALL_KINDS: tuple[str, ...] = tuple(NUMPY_KINDS) + VSL_KINDS
 DEFAULT_KIND = "PCG64"
 MT2203_STREAMS = 6024
@@ -86,6 +95,11 @@ def resolve(rng_seed: Any, rng_kind: Any, rng_scope: Any) -> RngSpec | None:
     if rng_kind is not None and rng_kind != "auto":
         if not isinstance(rng_kind, str):
             raise RxArgumentTypeError(f"rng_kind must be a string, one of {list(ALL_KINDS)}, got {rng_kind!r}")
+        if rng_kind in WITHHELD_KINDS:
+            raise RxArgumentError(
+                f"rng_kind {rng_kind!r} is not offered: {WITHHELD_KINDS[rng_kind]}; "
+                f"valid kinds: {', '.join(ALL_KINDS)} or 'auto'"
+            )
         if rng_kind not in ALL_KINDS:
             raise RxArgumentError(f"rng_kind {rng_kind!r} is unknown; valid kinds: {', '.join(ALL_KINDS)} or 'auto'")
         if rng_kind in VSL_KINDS:
