@@ -22,6 +22,10 @@ _DEFAULTS: dict[str, Any] = {
     # from rxspark.rng() can turn it off: with rng_scope="task" reseeding costs
     # ~6 us a task, mostly CPython's random.seed().
     "seed_global_rngs": True,
+    # Quasi-random rng kinds (SOBOL, NIEDERR): stream i draws the points
+    # [i * qrng_stream_points, (i + 1) * qrng_stream_points) of the sequence.
+    # Read on the driver when rx_exec is called (it travels with the job).
+    "qrng_stream_points": 2**20,
 }
 
 _options: dict[str, Any] = dict(_DEFAULTS)
@@ -38,7 +42,7 @@ def _check(name: str, value: Any) -> Any:
     elif name == "seed_global_rngs":
         if not isinstance(value, bool):
             raise RxArgumentTypeError(f"rx_options: seed_global_rngs must be True or False, got {value!r}")
-    elif name in ("max_chunk_attempts", "exec_objects_warn_bytes"):
+    elif name in ("max_chunk_attempts", "exec_objects_warn_bytes", "qrng_stream_points"):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise RxArgumentError(f"rx_options: {name} must be a positive int, got {value!r}")
     return value
@@ -50,7 +54,10 @@ def rx_options(**kwargs: Any) -> dict[str, Any]:
     Args:
         **kwargs: Options to set. Known options: ``num_cores_to_use`` (-1 = all
             cores), ``share_dir``, ``max_chunk_attempts``, ``exec_objects_warn_bytes``,
-            ``seed_global_rngs`` (reseed ``random`` / ``numpy.random`` per stream; default True).
+            ``seed_global_rngs`` (reseed ``random`` / ``numpy.random`` per stream; default True),
+            ``qrng_stream_points`` (quasi-random kinds: points of the sequence per stream,
+            stream ``i`` starting at point ``i * qrng_stream_points``; default ``2**20``; a power
+            of two keeps every stream's first ``2**m`` points a net).
 
     Returns:
         A copy of the options in force after the call.
