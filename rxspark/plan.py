@@ -25,6 +25,7 @@ from typing import Any
 import cloudpickle
 
 from . import rng as _rng
+from ._sources import SourceTable, build_table
 from .errors import RxArgumentError, RxArgumentTypeError
 
 ELEM_TYPES = ("nodes", "cores")
@@ -72,6 +73,7 @@ class Payload:
     packages: tuple[str, ...]
     rng: _rng.RngSpec | None
     function_name: str = ""
+    sources: SourceTable | None = None  # where by-value code came from: for remote tracebacks only
 
 
 @dataclass
@@ -498,6 +500,7 @@ def build_plan(
         packages=packages,
         rng=spec,
         function_name=function_name,
+        sources=build_table([function, *objects.values(), *template_args, *template_kwargs.values()]),
     )
 
     chunks: list[Chunk] = []

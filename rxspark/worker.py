@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import cloudpickle
 
+from ._sources import SourceTable, format_exception
 from .errors import RxTaskError
 from .plan import Chunk, Payload, call_arguments
 from .rng import Streams
@@ -297,12 +298,22 @@ def _safe_str(exc: BaseException) -> str:
         return f"<str() of the {type(exc).__qualname__} failed: {type(err).__name__}>"
 
 
-def _task_error(task: int, chunk: int, exc: BaseException, node: str, skip_frames: int = 1) -> tuple[RxTaskError, bytes | None]:
+def _format_traceback(exc: BaseException, tb: types.TracebackType | None, sources: SourceTable | None) -> str:
+    """The standard traceback text, with by-value frames pointed back at the driver's files (see _sources)."""
+    try:
+        return format_exception(exc, tb, sources)
+    except Exception:  # noqa: BLE001 - never lose the error over its formatting
+        return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def _task_error(
+    task: int, chunk: int, exc: BaseException, node: str, skip_frames: int = 1, sources: SourceTable | None = None
+) -> tuple[RxTaskError, bytes | None]:
     tb = exc.__traceback__
     for _ in range(skip_frames):  # drop rxspark's own frames
         if tb is not None and tb.tb_next is not None:
             tb = tb.tb_next
-    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    text = _format_traceback(exc, tb, sources)
     error = RxTaskError(task, chunk, type(exc).__qualname__, _safe_str(exc), text, node)
     try:
         exc.__traceback__ = None
@@ -424,7 +435,7 @@ def run_chunk(
                     raise
                 append(None)
                 task = chunk.start + local
-                result.errors[task], cause = _task_error(task, chunk.index, exc, node)
+                result.errors[task], cause = _task_error(task, chunk.index, exc, node, sources=payload.sources)
                 if cause is not None:
                     result.causes[task] = cause
             stamp(clock())
