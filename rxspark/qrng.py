@@ -15,10 +15,11 @@ stream can start at any index without stepping there.
   order (x, 1+x, 1+x+x^2, 1+x+x^3, ...), 31-bit digits, every free choice of the
   construction set to 1. Implemented here (neither NumPy nor SciPy has it); the
   tests check it against GSL bit for bit. Up to :data:`NIEDERR_MAX_DIM` = 20
-  dimensions: TOMS 738's base-2 program stops at 12 (as GSL does), its general
+  dimensions: TOMS 738's base-2 program stops at 12 (as GSL does); its general
   program reads the polynomials from a table (``gfplys.dat``) in this same order,
-  and 20 is where the published base-2 tables derived from it stop; the tests check
-  the (t, m, 2)-net property of every pair of dimensions up to 20.
+  and Burkardt's port of it (``niederreiter2``) tabulates the first 20, which this
+  order reproduces. The tests check the (t, m, 2)-net property of every pair of
+  dimensions up to 20 (t = deg p_i + deg p_j - 2).
 * ``SOBOL``: SciPy's unscrambled ``scipy.stats.qmc.Sobol`` (Joe and Kuo's direction
   numbers), 53-bit, drawn by SciPy itself. ``Sobol.fast_forward`` steps through
   every skipped point (about 7 ms per 2**20 points at d=5), so a stream starting
