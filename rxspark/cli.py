@@ -219,7 +219,7 @@ _EXTRAS = [
     ("tqdm", "progress bars", "pip install 'rxspark[progress]'"),
     ("pandas", "pandas arguments and rx_share of DataFrames", "pip install 'rxspark[pandas]'"),
     ("matplotlib", "the examples' plots", "pip install 'rxspark[examples]'"),
-    ("scipy", "the examples", "pip install 'rxspark[examples]'"),
+    ("scipy", "the quasi-random rng kinds SOBOL and NIEDERR, and the examples", "pip install 'rxspark[qmc]'"),
 ]
 
 

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.spark
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES_DIR = os.path.join(ROOT, "examples")
-EXAMPLES = ["dice", "birthday", "mandelbrot", "kmeans", "shared_data", "rng_streams", "poisson_sim", "nonblocking", "local_parallel"]
+EXAMPLES = ["dice", "birthday", "mandelbrot", "kmeans", "shared_data", "rng_streams", "poisson_sim", "nonblocking", "local_parallel", "qmc_integral"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
