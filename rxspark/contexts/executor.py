@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import (
-    FIRST_COMPLETED,
     BrokenExecutor,
     Executor,
     Future,
@@ -159,6 +159,7 @@ class ExecutorContext(ComputeContext):
         pending: dict[Future[Any], tuple[Chunk, Executor]] = {}
         crashes: dict[int, int] = {}  # chunk -> attempts that died with their worker
         blame: dict[Executor, set[int] | None] = {}  # broken executor -> its crashed chunks of this job
+        finished: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()  # futures in the order they complete
         stop = self._stop_flag(job)
 
         def submit(chunk: Chunk) -> None:
@@ -173,6 +174,7 @@ class ExecutorContext(ComputeContext):
                 executor = self._executor()
                 future = executor.submit(function, *args)
             pending[future] = (chunk, executor)
+            future.add_done_callback(finished.put)
 
         with self._jobs_lock:
             self._jobs[job.job_id] = pending
@@ -183,33 +185,36 @@ class ExecutorContext(ComputeContext):
                     return
                 submit(chunk)
             while pending and not job.should_stop():
-                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-                for future in done:
-                    chunk, executor = pending.pop(future)
-                    if future.cancelled():
-                        continue
-                    exc = future.exception()
-                    if exc is None:
-                        result = future.result()
-                        result.load_values()  # values the driver cannot load fail their tasks, not the job
-                        job.deliver(result)
-                    elif isinstance(exc, ChunkCanceled) or job.should_stop():
-                        continue
-                    elif self._is_worker_loss(exc):
-                        if executor not in blame:
-                            blame[executor] = self._crashed_chunks(job, executor)
-                        crashed = blame[executor]
-                        if crashed is None or chunk.index in crashed:
-                            crashes[chunk.index] = crashes.get(chunk.index, 0) + 1
-                        self._recover(executor)  # before raising too: the next job needs a working pool
-                        if crashes.get(chunk.index, 0) >= self._max_attempts():
-                            raise RxWorkerLostError(
-                                f"chunk {chunk.index} (tasks {chunk.start}..{chunk.stop - 1}) of job {job.job_id}: "
-                                f"the worker process died on each of {crashes[chunk.index]} attempts ({exc})"
-                            ) from exc
-                        submit(chunk)
-                    else:
-                        raise _executor_failure(exc, chunk, job, executor) from exc
+                # Futures one at a time as they complete: wait() on every pending future would cost
+                # O(pending) per completion (O(chunks^2) per job) in this, the driver's busiest thread.
+                future = finished.get()
+                if future not in pending:
+                    continue
+                chunk, executor = pending.pop(future)
+                if future.cancelled():
+                    continue
+                exc = future.exception()
+                if exc is None:
+                    result = future.result()
+                    result.load_values()  # values the driver cannot load fail their tasks, not the job
+                    job.deliver(result)
+                elif isinstance(exc, ChunkCanceled) or job.should_stop():
+                    continue
+                elif self._is_worker_loss(exc):
+                    if executor not in blame:
+                        blame[executor] = self._crashed_chunks(job, executor)
+                    crashed = blame[executor]
+                    if crashed is None or chunk.index in crashed:
+                        crashes[chunk.index] = crashes.get(chunk.index, 0) + 1
+                    self._recover(executor)  # before raising too: the next job needs a working pool
+                    if crashes.get(chunk.index, 0) >= self._max_attempts():
+                        raise RxWorkerLostError(
+                            f"chunk {chunk.index} (tasks {chunk.start}..{chunk.stop - 1}) of job {job.job_id}: "
+                            f"the worker process died on each of {crashes[chunk.index]} attempts ({exc})"
+                        ) from exc
+                    submit(chunk)
+                else:
+                    raise _executor_failure(exc, chunk, job, executor) from exc
         finally:
             with self._jobs_lock:
                 self._jobs.pop(job.job_id, None)
