@@ -9,11 +9,11 @@ background thread otherwise.
 from __future__ import annotations
 
 import sys
-import threading
 import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from . import _active as _slot
 from .contexts.base import ComputeContext
 from .contexts.local import RxLocalParallel, RxLocalSeq
 from .errors import RxArgumentError, RxArgumentTypeError
@@ -22,8 +22,7 @@ from .plan import _check_bool, build_plan, rx_elem_arg
 
 __all__ = ["rx_exec", "rx_elem_arg", "rx_set_compute_context", "rx_get_compute_context"]
 
-_active: ComputeContext = RxLocalSeq()
-_active_lock = threading.Lock()
+_slot.set_default(RxLocalSeq())
 
 _NAMES = {
     "local": "RxLocalSeq",
@@ -73,16 +72,12 @@ def rx_set_compute_context(compute_context: ComputeContext | str) -> ComputeCont
     Returns:
         The previously active context.
     """
-    global _active
-    context = _context_from(compute_context, "compute_context")
-    with _active_lock:
-        previous, _active = _active, context
-    return previous
+    return _slot.swap(_context_from(compute_context, "compute_context"))
 
 
 def rx_get_compute_context() -> ComputeContext:
     """Return the active compute context (``RxLocalSeq`` unless set)."""
-    return _active
+    return _slot.current()
 
 
 def rx_exec(
@@ -204,7 +199,7 @@ def submit(
     _check_bool("wait", wait, allow_none=True)
     if callback is not None and not callable(callback):
         raise RxArgumentTypeError(f"callback must be callable or None, got {type(callback).__name__}")
-    context = _active if compute_context is None else _context_from(compute_context, "compute_context")
+    context = _slot.current() if compute_context is None else _context_from(compute_context, "compute_context")
 
     plan = build_plan(
         function,

@@ -26,7 +26,9 @@ import cloudpickle
 
 from . import rng as _rng
 from ._sources import SourceTable, build_table
+from ._warn import exec_object_sizes, warn_if_large
 from .errors import RxArgumentError, RxArgumentTypeError
+from .options import get_option
 
 ELEM_TYPES = ("nodes", "cores")
 
@@ -541,13 +543,9 @@ def build_plan(
 
 def _warn_if_large(payload: Payload, payload_bytes: int) -> None:
     """Recommend ``rx_share`` for big exec objects or shared arguments (measured only for big payloads)."""
-    from .options import get_option
-
     threshold = get_option("exec_objects_warn_bytes")
     if payload_bytes <= threshold:
         return
-    from .share import exec_object_sizes, warn_if_large
-
     warn_if_large(exec_object_sizes(payload.exec_objects), threshold)
     shared_args = {f"positional argument {i}": a for i, a in enumerate(payload.args)}
     shared_args.update({f"keyword argument {k!r}": v for k, v in payload.kwargs.items()})
