@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -268,9 +269,36 @@ def _executor_failure(exc: BaseException, chunk: Chunk, job: RxJob, executor: Ex
         return RxWorkerLostError(
             f"{where}: a worker of the {kind} died and the executor cannot run anything any more ({exc}). "
             "rxspark does not own this executor, so it cannot replace it: create a new one (or use RxLocalParallel, "
-            "which replaces dead workers and retries their chunks)"
+            "which replaces dead workers and retries their chunks)" + _unguarded_script_hint(executor)
         )
     return RxJobError(f"{where}: the {kind} could not run it: {type(exc).__name__}: {exc}")
+
+
+def _unguarded_script_hint(executor: Executor) -> str:
+    """Why a caller's process pool may lose its workers at once in a plain script, and the fix.
+
+    A ``ProcessPoolExecutor`` that starts workers by "spawn" or "forkserver"
+    re-runs the ``__main__`` script in each of them; without an
+    ``if __name__ == "__main__":`` guard, the script's own ``rx_exec`` runs
+    there too, fails (a process may not start processes while it is being
+    bootstrapped), and the worker dies. rxspark cannot change how a caller's
+    executor starts its workers, so it says so.
+    """
+    if not isinstance(executor, ProcessPoolExecutor):
+        return ""
+    # There is no public accessor for a ProcessPoolExecutor's start method; the private one is read
+    # only to word this message (when it is missing, the pool may well spawn: say it anyway).
+    context = getattr(executor, "_mp_context", None)
+    method = context.get_start_method() if context is not None and hasattr(context, "get_start_method") else None
+    main = sys.modules.get("__main__")
+    if method == "fork" or getattr(main, "__file__", None) is None:  # fork does not re-run a script; nor is there one
+        return ""
+    how = f'"{method}"' if method else '"spawn" or "forkserver"'
+    return (
+        f'. If the script runs rx_exec without an `if __name__ == "__main__":` guard, that is the cause: this executor '
+        f"starts its workers by {how}, so each worker re-runs the script and dies in its own rx_exec. Put the script's "
+        'code under `if __name__ == "__main__":`, or use RxLocalParallel, whose workers never re-run the script'
+    )
 
 
 class RxForeachDoPar(ExecutorContext):

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import signal
 import threading
 import time
 import weakref
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool  # loky's pool errors derive from it
 from typing import TYPE_CHECKING, Any
 
 from ..options import cores_to_use, get_option
@@ -53,8 +52,63 @@ class RxLocalSeq(ComputeContext):
 # Payloads larger than this are written once to a private file instead of
 # travelling with every chunk submitted to a local process pool.
 SPILL_BYTES = 1 << 20
-# Seconds to wait for the exit codes of a broken pool's processes (the pool is terminating them).
+# Seconds to wait for the exit codes of a broken pool's processes (the pool is killing them).
 _EXIT_CODE_WAIT = 5.0
+# loky restarts a worker whose memory grew by more than this (when psutil is installed); rxspark's
+# workers keep payloads and rx_share data cached on purpose, so only an explicit setting applies.
+_LEAK_LIMIT_VARIABLE = "LOKY_MAX_MEMORY_LEAK_SIZE"
+
+
+def _loky() -> Any:
+    try:
+        import loky
+        import loky.process_executor
+    except ImportError as exc:  # pragma: no cover - loky is a dependency
+        raise ImportError("RxLocalParallel needs loky: pip install 'loky>=3.4'") from exc
+    return loky
+
+
+class _RecordingContext:
+    """loky's own start method ("loky"), remembering every worker process it starts.
+
+    "loky" starts each worker as a fresh ``sys.executable`` (fork+exec, so it
+    is safe in a multithreaded driver) that never re-runs the user's
+    ``__main__``: scripts without an ``if __name__ == "__main__":`` guard work.
+    When a worker dies, loky's ``TerminatedWorkerError`` gives the exit codes
+    but not the pids; the processes kept here give both (``pid``,
+    ``exitcode``), so no private table of the executor is read.
+    """
+
+    def __init__(self, max_workers: int) -> None:
+        self._base = _loky().backend.get_context("loky")
+        self._max_workers = max_workers
+        self._lock = threading.Lock()
+        self._started: list[Any] = []
+
+    def Process(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 - the multiprocessing context API
+        process = self._base.Process(*args, **kwargs)
+        with self._lock:
+            if len(self._started) >= 2 * self._max_workers:  # workers loky replaced after a clean exit
+                self._started = [p for p in self._started if p.exitcode != 0]
+            self._started.append(process)
+        return process
+
+    def processes(self) -> dict[int, Any]:
+        with self._lock:
+            return {p.pid: p for p in self._started if p.pid is not None}
+
+    def __getattr__(self, name: str) -> Any:  # queues, locks, get_start_method ...: loky's own
+        if name == "_base":  # not set yet (copy, pickle): no recursion
+            raise AttributeError(name)
+        return getattr(self._base, name)
+
+
+def _shutdown_pools(pools: set[Any]) -> None:
+    """Finalizer of a garbage-collected RxLocalParallel (or one still open at exit): stop its pools."""
+    for pool in list(pools):
+        with contextlib.suppress(Exception):
+            pool.shutdown(wait=False)
+    pools.clear()
 
 
 def _run_tracked(private_dir: str, ref: PayloadRef, chunk: Chunk, stop: Any) -> Any:
@@ -99,8 +153,11 @@ def _running_markers(private_dir: str) -> list[tuple[int, str, int]]:
 class RxLocalParallel(ExecutorContext):
     """Run chunks in a pool of local worker processes.
 
-    The pool is started on first use, reused across jobs, and stopped by
-    ``close()``. A worker process that dies is replaced and its chunk run again
+    The pool (loky's process executor, one per context) is started on first
+    use, reused across jobs, and stopped by ``close()`` or when the context is
+    garbage-collected. Its workers are fresh interpreters (``sys.executable``)
+    that never re-run the user's script, so scripts without an
+    ``if __name__ == "__main__":`` guard work. A worker process that dies is replaced and its chunk run again
     (up to ``rx_options()["max_chunk_attempts"]`` times); only the chunk whose
     process died is charged an attempt, not the others the broken pool took
     down with it. User exceptions are never retried. Canceling a job stops its running chunks by restarting the pool.
@@ -117,12 +174,16 @@ class RxLocalParallel(ExecutorContext):
         check_positive_int("RxLocalParallel", "num_workers", num_workers)
         super().__init__(wait=wait, **kwargs)
         self.num_workers = num_workers
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: Executor | None = None
         self._pool_lock = threading.Lock()
         # Pools this context terminated on purpose (cancel, close): nobody's chunk crashed.
         self._stopped: weakref.WeakSet[Executor] = weakref.WeakSet()
-        # Each pool's pid -> process table, kept past the pool's shutdown (which drops it).
-        self._process_tables: weakref.WeakKeyDictionary[Executor, dict[int, Any]] = weakref.WeakKeyDictionary()
+        # Each pool's start method, which keeps its worker processes (and so their pids and exit codes).
+        self._contexts: weakref.WeakKeyDictionary[Executor, _RecordingContext] = weakref.WeakKeyDictionary()
+        # Pools not shut down yet; the finalizer holds this set, not the context, so a context
+        # nobody references is collected and takes its pool with it.
+        self._live_pools: set[Executor] = set()
+        self._pools_finalizer = weakref.finalize(self, _shutdown_pools, self._live_pools)
 
     def parallelism(self) -> int:
         return self.num_workers or cores_to_use()
@@ -130,13 +191,19 @@ class RxLocalParallel(ExecutorContext):
     def _executor(self) -> Executor:
         with self._pool_lock:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(
-                    max_workers=self.parallelism(), mp_context=multiprocessing.get_context("spawn")
-                )
-                table = getattr(self._pool, "_processes", None)
-                if isinstance(table, dict):
-                    self._process_tables[self._pool] = table
+                workers = self.parallelism()
+                context = _RecordingContext(workers)
+                env = {} if _LEAK_LIMIT_VARIABLE in os.environ else {_LEAK_LIMIT_VARIABLE: "1e18"}
+                # Not loky.get_reusable_executor(): that is one pool per process, and two contexts
+                # (or a cancel in one) must not stop each other's pools.
+                self._pool = _loky().ProcessPoolExecutor(max_workers=workers, context=context, env=env)
+                self._contexts[self._pool] = context
+                self._live_pools.add(self._pool)
             return self._pool
+
+    def _shutdown_pool(self, pool: Executor, wait: bool, kill_workers: bool = False) -> None:
+        self._live_pools.discard(pool)
+        pool.shutdown(wait=wait, kill_workers=kill_workers)  # type: ignore[call-arg]  # loky's executor
 
     def _payload_ref(self, job: RxJob) -> PayloadRef:
         blob = job.plan.payload_blob
@@ -163,15 +230,16 @@ class RxLocalParallel(ExecutorContext):
     def _crashed_chunks(self, job: RxJob, broken: Executor) -> set[int] | None:
         if broken in self._stopped:
             return set()
-        # The pool's processes (private, but the only record of their exit codes): the one that
-        # died on its own has its own exit code, the others get SIGTERM from the broken pool.
-        processes = list((getattr(broken, "_processes", None) or self._process_tables.get(broken) or {}).items())
+        # The pool's processes: the one that died on its own has its own exit code, the others
+        # get SIGKILL from the broken pool (loky kills them all once one dies).
+        context = self._contexts.get(broken)
+        processes = list(context.processes().items()) if context is not None else []
         if not processes:
             return None
         deadline = time.monotonic() + _EXIT_CODE_WAIT
         while any(p.exitcode is None for _, p in processes) and time.monotonic() < deadline:
             time.sleep(0.01)
-        died = {pid for pid, p in processes if p.exitcode is not None and p.exitcode != -signal.SIGTERM}
+        died = {pid for pid, p in processes if p.exitcode not in (None, -signal.SIGKILL)}
         markers = [m for m in _running_markers(self._private_dir()) if m[0] in died]
         if not markers:
             return None  # it died outside any chunk (or cannot be told): charge every chunk it hit
@@ -181,30 +249,28 @@ class RxLocalParallel(ExecutorContext):
         return get_option("max_chunk_attempts")
 
     def _is_worker_loss(self, exc: BaseException) -> bool:
-        return isinstance(exc, BrokenProcessPool)
+        # A dead worker (TerminatedWorkerError, a BrokenProcessPool), or a pool this context stopped
+        # (cancel, close) under a chunk or just before its submit (ShutdownExecutorError).
+        return isinstance(exc, (BrokenProcessPool, _loky().process_executor.ShutdownExecutorError))
 
     def _recover(self, broken: Executor) -> None:
         with self._pool_lock:
             if self._pool is broken:
                 self._pool = None
-        broken.shutdown(wait=False)
+        self._shutdown_pool(broken, wait=False)
 
     def _stop_running(self) -> None:
-        """Stop running chunks: terminate the pool's processes; a new pool starts on next use.
+        """Stop running chunks: kill the pool's processes; a new pool starts on next use.
 
-        Chunks of other jobs on the pool fail with ``BrokenProcessPool`` and
-        are run again (worker loss), so they are delayed, not lost.
+        Chunks of other jobs on the pool fail with loky's ``ShutdownExecutorError``
+        and are run again (worker loss), so they are delayed, not lost.
         """
         with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is None:
             return
         self._stopped.add(pool)
-        # The executor has no public way to stop a running call; its worker
-        # processes are the only handle (CPython 3.14 adds terminate_workers()).
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
-            process.terminate()
-        pool.shutdown(wait=False)
+        self._shutdown_pool(pool, wait=False, kill_workers=True)
 
     def close(self) -> None:
         """Stop the pool: at once if jobs are still running on it, else after the workers exit."""
@@ -215,7 +281,7 @@ class RxLocalParallel(ExecutorContext):
         with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=True)
+            self._shutdown_pool(pool, wait=True)
         super().close()
 
     def describe(self) -> dict[str, Any]:
