@@ -11,9 +11,12 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import shutil
 import sys
+import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import (
     BrokenExecutor,
@@ -96,14 +99,22 @@ class ExecutorContext(ComputeContext):
         self._stops: dict[str, Any] = {}
         self._jobs_lock = threading.Lock()
         self._private: str | None = None
+        self._private_lock = threading.Lock()
+        self._private_cleanup: weakref.finalize | None = None
 
     def _private_dir(self) -> str:
-        """A directory only this user can read, removed by ``close()``."""
-        if self._private is None:
-            import tempfile
-
-            self._private = tempfile.mkdtemp(prefix="rxspark-")  # mode 0700
-        return self._private
+        """A directory only this user can read, removed by ``close()``, or when this context is
+        garbage-collected or the interpreter exits, whichever comes first."""
+        private = self._private
+        if private is None:
+            with self._private_lock:
+                if self._private is None:
+                    path = tempfile.mkdtemp(prefix="rxspark-")  # mode 0700
+                    # Holds the path, not the context: an unclosed context is still collected.
+                    self._private_cleanup = weakref.finalize(self, shutil.rmtree, path, ignore_errors=True)
+                    self._private = path
+                private = self._private
+        return private
 
     def _local_processes(self) -> bool:
         """Whether chunks run in processes of this machine (stop flags work, futures must not be cancelled)."""
@@ -251,11 +262,10 @@ class ExecutorContext(ComputeContext):
             self._stop_running()
 
     def close(self) -> None:
-        if self._private is not None:
-            import shutil
-
-            shutil.rmtree(self._private, ignore_errors=True)
-            self._private = None
+        with self._private_lock:
+            cleanup, self._private_cleanup, self._private = self._private_cleanup, None, None
+        if cleanup is not None:
+            cleanup()  # removes the directory now (a finalizer runs at most once)
         super().close()
 
 

@@ -192,6 +192,11 @@ def echo(*args, **kwargs):
     return args, kwargs
 
 
+def pid_of(x):
+    """The pid of the worker process that ran task ``x``."""
+    return os.getpid(), x
+
+
 class BadStr(Exception):
     """A user exception whose str() itself fails."""
 

@@ -8,16 +8,18 @@ merely queued, or whose process the broken pool stopped, are retried for free.
 
 from __future__ import annotations
 
+import gc
 import os
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from rxspark import RxError, RxForeachDoPar, RxWorkerLostError, rx_elem_arg, rx_exec
+from rxspark import RxError, RxForeachDoPar, RxLocalParallel, RxWorkerLostError, rx_elem_arg, rx_exec
 
 from . import faults
-from .conftest import eventually
+from .conftest import child_env, eventually, pid_alive, run_child
 
 N = 12
 
@@ -74,3 +76,52 @@ def test_crashes_of_one_job_are_not_charged_to_another_job_on_the_same_pool(loca
         rx_exec(faults.crash_always, rx_elem_arg(range(3)), bad=1, how="exit", task_chunk_size=1, compute_context=localpar)
     reference = rx_exec(faults.seeded_work, rx_elem_arg(range(12)), log_dir=log_dir, seconds=0, task_chunk_size=1, rng_seed=4)
     assert b.result(timeout=120) == reference
+
+
+# ------------------------------------------------------------------ private directories and pools of unclosed contexts
+
+
+def private_dirs(where) -> list[str]:
+    return sorted(os.path.join(where, name) for name in os.listdir(where) if name.startswith("rxspark-"))
+
+
+def test_an_unclosed_context_leaves_no_private_directory_or_workers_once_collected(tmp_path, monkeypatch):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # where rxspark's private directories go
+    cc = RxLocalParallel(2)
+    pids = {pid for pid, _ in rx_exec(faults.pid_of, rx_elem_arg(range(4)), task_chunk_size=1, compute_context=cc)}
+    made = private_dirs(temp)
+    assert len(made) == 1 and os.getpid() not in pids
+    del cc
+    gc.collect()
+    assert private_dirs(temp) == [], "the private directory outlived its garbage-collected context"
+    eventually(lambda: not any(pid_alive(pid) for pid in pids), timeout=30, what="the collected context's workers to exit")
+
+
+UNCLOSED = """\
+import os, tempfile
+import rxspark
+from rxspark import rx_elem_arg, rx_exec
+
+rxspark.rx_options(share_dir=os.environ["RX_STORE"])
+cc = rxspark.RxLocalParallel(2)
+print("RESULTS", rx_exec(abs, rx_elem_arg([-1, -2, -3]), compute_context=cc))
+for name in os.listdir(tempfile.gettempdir()):
+    if name.startswith("rxspark-"):
+        print("PRIVATE", os.path.join(tempfile.gettempdir(), name))
+"""
+
+
+def test_a_script_that_never_closes_its_context_leaves_no_private_directory(tmp_path):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    script = tmp_path / "unclosed.py"
+    script.write_text(UNCLOSED)
+    proc = run_child([str(script)], timeout=120, env=child_env(TMPDIR=str(temp), RX_STORE=str(tmp_path / "store")))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "RESULTS [1, 2, 3]" in proc.stdout, proc.stdout
+    printed = [line.split(" ", 1)[1] for line in proc.stdout.splitlines() if line.startswith("PRIVATE ")]
+    assert len(printed) == 1, proc.stdout  # the job made one while it ran
+    assert not os.path.exists(printed[0]), f"{printed[0]} outlived the interpreter that made it"
+    assert private_dirs(temp) == []
