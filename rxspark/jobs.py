@@ -210,7 +210,7 @@ class RxJob(Future):
             self._condition.notify_all()
         self._stop.set()
         if was_running:
-            self.context._cancel(self)
+            self.context.cancel(self)
         self.finished_at = time.time()
         if self._recorded or not self.waiting:
             self._save_quietly("canceled", final=True)
@@ -350,6 +350,11 @@ class RxJob(Future):
     def stop_event(self) -> threading.Event:
         return self._stop
 
+    def delivered(self) -> int:
+        """How many distinct chunks were delivered so far."""
+        with self._lock:
+            return len(self._chunks)
+
     def deliver(self, result: ChunkResult) -> None:
         """Take one finished chunk (called by the context, in the job's driver thread)."""
         with self._lock:
@@ -386,7 +391,7 @@ class RxJob(Future):
         if not self.waiting:
             self._save_quietly("running")
         try:
-            self.context._run_chunks(self)
+            self.context.run_chunks(self)
             if self.cancelled():
                 return
             if self._first_failure is not None and not self.continue_on_failure:

@@ -1,22 +1,51 @@
-"""The compute context interface and the active-context slot.
+"""The backend interface: what a compute context implements, and the view of a job it gets.
 
-A backend implements ``_run_chunks`` (run every chunk of a job through
-``run_chunk`` and hand each result to ``job.deliver``), ``parallelism`` and,
-if it can stop running work, ``_cancel``. Everything else (validation,
-ordering, failure policy, RNG, output) lives outside the backends.
+A backend is a :class:`ComputeContext` subclass that implements
+:meth:`~ComputeContext.run_chunks` (run every chunk of a job through
+:func:`rxspark.worker.run_chunk` and hand each result to ``job.deliver``) and,
+where they differ from the defaults, :meth:`~ComputeContext.parallelism`,
+:meth:`~ComputeContext.nodes`, :meth:`~ComputeContext.cancel` and
+:meth:`~ComputeContext.close`. It sees a job only through :class:`JobSink`.
+Everything else (validation, ordering, failure policy, RNG, output capture,
+job records) lives once, outside the backends.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+import threading
+from typing import TYPE_CHECKING, Any, Protocol
 
+from .. import _active
 from ..errors import RxArgumentError, RxArgumentTypeError
 from ..options import get_option
-from ..worker import default_node
+from ..worker import ChunkResult, default_node
 
 if TYPE_CHECKING:
-    from ..jobs import RxJob
+    from ..plan import TaskPlan
+
+
+class JobSink(Protocol):
+    """The view of a job that a backend may use (an ``RxJob`` provides it).
+
+    Attributes:
+        job_id: The job's id (name Spark job groups, files, tags after it).
+        plan: The job's :class:`~rxspark.plan.TaskPlan` (chunks, payload, rng spec).
+        stop_event: Set once the job must stop; in-process chunks pass it to ``run_chunk``.
+    """
+
+    job_id: str
+    plan: TaskPlan
+    stop_event: threading.Event
+
+    def deliver(self, result: ChunkResult) -> None:
+        """Hand over one finished chunk (duplicates of a chunk are ignored)."""
+
+    def should_stop(self) -> bool:
+        """True once the job is canceled or, with ``continue_on_failure=False``, a task failed."""
+
+    def delivered(self) -> int:
+        """How many distinct chunks were delivered so far."""
 
 
 class ComputeContext:
@@ -68,16 +97,18 @@ class ComputeContext:
         """Names of the nodes (``elem_type="nodes"``, ``once_per_elem``)."""
         return [default_node()]
 
-    def _run_chunks(self, job: RxJob) -> None:
+    def run_chunks(self, job: JobSink) -> None:
         """Run every chunk of ``job.plan`` and call ``job.deliver`` for each as it finishes.
 
-        Return once all are delivered or ``job.should_stop()``; raise on an
-        infrastructure failure that could not be retried.
+        Called once per job, in the job's driver thread. Return once all are
+        delivered or ``job.should_stop()``; raise on an infrastructure failure
+        that could not be retried (user exceptions are already data in the
+        ``ChunkResult``).
         """
         raise NotImplementedError
 
-    def _cancel(self, job: RxJob) -> None:
-        """Stop the running work of ``job`` (called from any thread)."""
+    def cancel(self, job: JobSink) -> None:
+        """Stop the running work of ``job`` (called from any thread, once, after ``job.should_stop()``)."""
 
     def close(self) -> None:
         """Release what this context started. Idempotent."""
@@ -94,16 +125,12 @@ class ComputeContext:
         return {"context": type(self).__name__, "parallelism": self.parallelism()}
 
     def __enter__(self) -> ComputeContext:
-        from .. import api
-
-        self._previous.append(api.rx_set_compute_context(self))
+        self._previous.append(_active.swap(self))
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        from .. import api
-
         previous = self._previous.pop() if self._previous else None
-        api.rx_set_compute_context(previous if previous is not None else "local")
+        _active.swap(previous)  # None: the default context
         self.close()
 
     def __repr__(self) -> str:

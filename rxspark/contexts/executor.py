@@ -166,7 +166,7 @@ class ExecutorContext(ComputeContext):
         """Stop chunks already running (if the executor allows it)."""
 
     # The run loop.
-    def _run_chunks(self, job: RxJob) -> None:
+    def run_chunks(self, job: RxJob) -> None:
         ref = self._payload_ref(job)
         pending: dict[Future[Any], tuple[Chunk, Executor]] = {}
         crashes: dict[int, int] = {}  # chunk -> attempts that died with their worker
@@ -243,7 +243,7 @@ class ExecutorContext(ComputeContext):
                     future.cancel()
             self._release_payload(ref)
 
-    def _cancel(self, job: RxJob) -> None:
+    def cancel(self, job: RxJob) -> None:
         with self._jobs_lock:
             futures = list(self._jobs.get(job.job_id, {}))
             stop = self._stops.get(job.job_id)

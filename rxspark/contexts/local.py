@@ -34,7 +34,7 @@ class RxLocalSeq(ComputeContext):
 
     name = "RxLocalSeq"
 
-    def _run_chunks(self, job: RxJob) -> None:
+    def run_chunks(self, job: RxJob) -> None:
         ref = LocalPayload(job.job_id, job.plan.payload)
         try:
             for chunk in job.plan.chunks:

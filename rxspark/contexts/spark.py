@@ -527,7 +527,7 @@ class RxSpark(ComputeContext):
         self._nodes = (key, addresses)
         return list(addresses)
 
-    def _run_chunks(self, job: RxJob) -> None:
+    def run_chunks(self, job: RxJob) -> None:
         sc = self.spark_context
         plan = job.plan
         if not plan.chunks:
@@ -586,7 +586,7 @@ class RxSpark(ComputeContext):
                     break
                 if isinstance(item, bytes):
                     job.deliver(_chunk_result(item))
-            if plan.once_per_elem and len(job._chunks) < len(plan.chunks):
+            if plan.once_per_elem and job.delivered() < len(plan.chunks):
                 raise RxJobError(
                     f"once_per_elem: the executors changed during job {job.job_id} (expected {plan.nodes}); run it again"
                 )
@@ -601,7 +601,7 @@ class RxSpark(ComputeContext):
             with contextlib.suppress(Exception):
                 broadcast.unpersist(blocking=False)
 
-    def _cancel(self, job: RxJob) -> None:
+    def cancel(self, job: RxJob) -> None:
         if self._spark is not None:
             with contextlib.suppress(Exception):
                 self._spark.sparkContext.cancelJobGroup(job.job_id)
