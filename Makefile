@@ -31,7 +31,7 @@ java:
 
 # Native libraries some tests compare against (GSL's Niederreiter generator); they skip without them.
 test-libs:
-	@scripts/ensure-test-libs.sh
+	@PYTHON=$(PYTHON) scripts/ensure-test-libs.sh
 
 demo: venv java
 	$(PY) examples/dice.py --seed 777
