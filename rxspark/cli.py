@@ -22,7 +22,6 @@ import datetime as _dt
 import os
 import pprint
 import re
-import shutil
 import subprocess
 import sys
 import warnings
@@ -30,6 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._java import MIN_JAVA
+from ._java import probe as probe_java
 from .errors import RxError, RxJobCanceledError
 
 # ---------------------------------------------------------------- jobs
@@ -166,40 +167,16 @@ def _check_python() -> Check:
     return Check("Python", True, f"{version} ({sys.executable})")
 
 
-def java_major(text: str) -> int | None:
-    """The major version in ``java -version`` output (``"1.8.0_292"`` -> 8, ``"17.0.15"`` -> 17)."""
-    match = re.search(r'version "(\d+)(?:\.(\d+))?[^"]*"', text)
-    if match is None:
-        return None
-    major = int(match.group(1))
-    return int(match.group(2) or 0) if major == 1 else major
-
-
 def _check_java() -> Check:
     fix = "install a JDK 17 or 21 (e.g. `apt install openjdk-17-jre-headless`) and set JAVA_HOME to it"
-    home = os.environ.get("JAVA_HOME")
-    if home:
-        java = os.path.join(home, "bin", "java")
-        if not os.access(java, os.X_OK):
-            return Check("Java", False, f"JAVA_HOME={home} has no bin/java", f"point JAVA_HOME at a JDK 17+, or unset it; {fix}")
-        where = f"JAVA_HOME={home}"
-    else:
-        java = shutil.which("java")
-        if java is None:
-            return Check("Java", False, "no `java` on PATH and JAVA_HOME is not set", fix)
-        where = java
-    try:
-        proc = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return Check("Java", False, f"`{java} -version` failed: {exc}", fix)
-    text = proc.stderr + proc.stdout
-    major = java_major(text)
-    if major is None:
-        first = text.strip().splitlines()[0] if text.strip() else f"exit code {proc.returncode}"
-        return Check("Java", False, f"cannot read the version from `{java} -version`: {first}", fix)
-    if major < 17:
-        return Check("Java", False, f"Java {major} ({where}); Spark 4 needs Java 17 or newer", fix)
-    return Check("Java", True, f"Java {major} ({where})")
+    found = probe_java(timeout=60)
+    if found.major is None:
+        if found.java is None and found.from_java_home:
+            return Check("Java", False, found.problem, f"point JAVA_HOME at a JDK 17+, or unset it; {fix}")
+        return Check("Java", False, found.problem, fix)
+    if found.major < MIN_JAVA:
+        return Check("Java", False, f"Java {found.major} ({found.where}); Spark 4 needs Java 17 or newer", fix)
+    return Check("Java", True, f"Java {found.major} ({found.where})")
 
 
 def _check_pyspark() -> Check:

@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from rxspark.contexts.spark import java_version
+from rxspark._java import java_version
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

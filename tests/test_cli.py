@@ -12,7 +12,7 @@ import pytest
 import tasks
 
 from rxspark import rx_elem_arg, rx_exec, rx_get_job_status
-from rxspark.cli import java_major
+from rxspark._java import java_major
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)

@@ -24,9 +24,7 @@ import os
 import pickle
 import queue
 import re
-import shutil
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -34,6 +32,7 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .._java import MIN_JAVA, java_version
 from ..errors import RxArgumentError, RxArgumentTypeError, RxJobError, RxSparkUnavailableError, RxWorkerLostError
 from ..worker import load_payload, run_chunk
 from .base import ComputeContext, check_positive_int
@@ -140,24 +139,6 @@ def _executor_addresses(iterator: Any) -> Any:
 # ---------------------------------------------------------------- startup checks
 
 
-def java_version(java: str | None = None) -> int | None:
-    """Major version of the Java that Spark would use, or None if there is none."""
-    if java is None:
-        home = os.environ.get("JAVA_HOME")
-        java = os.path.join(home, "bin", "java") if home else shutil.which("java")
-    if not java or not os.path.exists(java):
-        return None
-    try:
-        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
-    if not match:
-        return None
-    major = int(match.group(1))
-    return int(match.group(2) or 0) if major == 1 else major
-
-
 def _check_java() -> None:
     major = java_version()
     if major is None:
@@ -165,7 +146,7 @@ def _check_java() -> None:
             "Spark needs Java 17 or newer and no Java was found. Fix: install a Java 17+ runtime "
             "(Debian/Ubuntu: apt-get install openjdk-17-jre-headless) or set JAVA_HOME to one."
         )
-    if major < 17:
+    if major < MIN_JAVA:
         raise RxSparkUnavailableError(
             f"Spark needs Java 17 or newer; found Java {major}. Fix: install openjdk-17-jre-headless "
             "(or newer) and point JAVA_HOME at it."
