@@ -18,10 +18,12 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
+from . import _active
 from . import store as _store
 from .contexts.base import ComputeContext
 from .errors import RxArgumentError, RxArgumentTypeError, RxJobCanceledError, RxJobError
 from .jobs import DONE_STATES, HEARTBEAT, STATES, RxJob, _live, _monitor
+from .options import get_option
 from .plan import _check_bool
 
 __all__ = [
@@ -324,9 +326,9 @@ def _store_of(compute_context: ComputeContext | None, share_dir: str | os.PathLi
             raise RxArgumentTypeError(f"share_dir must be a path, got {type(share_dir).__name__}")
         return _store.store_for(share_dir)
     if compute_context is None:
-        from .api import rx_get_compute_context
-
-        compute_context = rx_get_compute_context()
+        compute_context = _active.current()
+        if compute_context is None:  # rxspark.api (which installs the default context) not imported
+            return _store.store_for(os.path.expanduser(get_option("share_dir")))
     if not isinstance(compute_context, ComputeContext):
         raise RxArgumentTypeError(f"compute_context must be a compute context or None, got {type(compute_context).__name__}")
     return _store.store_for(compute_context.share_dir)

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from . import store as _store
+from ._warn import user_stacklevel
 from .errors import RxJobCanceledError, RxTaskError, RxTaskFailureWarning
 from .plan import TaskPlan
 from .worker import ChunkResult
@@ -285,7 +286,7 @@ class RxJob(Future):
                     f"{len(failures)} of {self.n_tasks} tasks of {self.function_name} failed "
                     f"(tasks {shown}); first: {failures[0].exc_type}: {failures[0].message}"
                 ),
-                stacklevel=_user_stacklevel(),
+                stacklevel=user_stacklevel(),
             )
 
     def _collected_outcome(self, auto_cleanup: bool | None) -> None:
@@ -582,17 +583,6 @@ class RxJob(Future):
             assert self.plan.nodes is not None
             return dict(zip(self.plan.nodes, values))
         return values
-
-
-def _user_stacklevel() -> int:
-    """Stack level of the first frame outside rxspark, so warnings point at the user's line."""
-    package = __name__.rsplit(".", 1)[0]
-    frame = sys._getframe(1)
-    level = 1
-    while frame is not None and frame.f_globals.get("__name__", "").startswith(package + "."):
-        frame = frame.f_back
-        level += 1
-    return level
 
 
 def _prefix(task: int, text: str) -> str:

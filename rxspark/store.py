@@ -9,8 +9,8 @@ Layout::
             error.pkl                 0600  cloudpickle of (exception, its __cause__) (failed non-waiting jobs)
             cancel-requested          0600  written by ``rx_cancel_job`` from another process
 
-Every file is written atomically (a temporary file in the same directory,
-then ``os.replace``), so a reader never sees half a record. Records are read
+Every file is written atomically (through :mod:`rxspark._atomic`), so a
+reader never sees half a record. Records are read
 back only from directories owned by the current user and not writable by
 anyone else: ``results.pkl`` is unpickled, so a store others can write to
 would let them run code in this process.
@@ -26,7 +26,6 @@ import re
 import shutil
 import socket
 import stat
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -34,8 +33,10 @@ from typing import Any
 
 import cloudpickle
 
+from . import share as _share
+from ._atomic import write_atomic
 from ._private import make_private_dirs
-from .errors import RxJobError
+from .errors import RxArgumentError, RxJobError
 
 RECORD = "record.json"
 RESULTS = "results.pkl"
@@ -59,8 +60,8 @@ _cleanup_hooks: list[Callable[[str, str], Any]] = []
 def register_cleanup_hook(hook: Callable[[str, str], Any]) -> Callable[[str, str], Any]:
     """Call ``hook(job_id, share_dir)`` whenever a job's artifacts are cleaned up.
 
-    Used by modules that keep per-job files of their own (e.g. :mod:`rxspark.share`).
-    A hook that raises is reported as a warning and does not stop the cleanup.
+    For code that keeps per-job files of its own (the shares of a job need no
+    hook: :func:`run_cleanup_hooks` deletes them itself). A hook that raises is reported as a warning and does not stop the cleanup.
 
     Args:
         hook: The function to call.
@@ -80,7 +81,14 @@ def unregister_cleanup_hook(hook: Callable[[str, str], Any]) -> None:
 
 
 def run_cleanup_hooks(job_id: str, share_dir: str) -> None:
-    for hook in list(_cleanup_hooks):
+    """Run the cleanup of what else belongs to a job: its shares, then the registered hooks.
+
+    Shares tagged with the job (``rx_share(..., owner_job=job_id)``) go with the
+    job's artifacts: :func:`rxspark.share.on_job_cleanup` is called directly,
+    not registered as a hook when a module is imported.
+    """
+    hooks = [_share.on_job_cleanup, *(hook for hook in _cleanup_hooks if hook is not _share.on_job_cleanup)]
+    for hook in hooks:
         try:
             hook(job_id, share_dir)
         except Exception as exc:  # noqa: BLE001 - one hook must not block the cleanup
@@ -184,8 +192,6 @@ def owner_alive(record_owner: dict[str, Any] | None) -> bool | None:
 
 def check_job_id(job_id: Any) -> str:
     if not isinstance(job_id, str) or not _JOB_ID.match(job_id) or ".." in job_id:
-        from .errors import RxArgumentError
-
         raise RxArgumentError(f"{job_id!r} is not a job id (like 'rx-20250101-120000-a1b2c3')")
     return job_id
 
@@ -280,30 +286,16 @@ class JobStore:
         os.chmod(job_dir, 0o700)  # the umask may have removed bits we need
         return job_dir
 
-    def _write_bytes(self, path: str, data: bytes) -> None:
-        tmp = f"{path}.{os.getpid()}-{threading.get_ident()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            with open(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-
     def write_record(self, job_id: str, record: dict[str, Any]) -> None:
         """Write ``record`` atomically as the job's record.json (the job directory must exist)."""
-        self._write_bytes(self.path(job_id, RECORD), json.dumps(record, default=str).encode())
+        write_atomic(self.path(job_id, RECORD), json.dumps(record, default=str).encode())
 
     def write_pickle(self, job_id: str, name: str, value: Any) -> None:
         """Write ``cloudpickle(value)`` atomically as ``name`` in the job's directory."""
-        self._write_bytes(self.path(job_id, name), cloudpickle.dumps(value))
+        write_atomic(self.path(job_id, name), cloudpickle.dumps(value))
 
     def request_cancel(self, job_id: str) -> None:
-        self._write_bytes(self.path(job_id, CANCEL), f"{owner()['pid']}@{owner()['host']} {time.time()}\n".encode())
+        write_atomic(self.path(job_id, CANCEL), f"{owner()['pid']}@{owner()['host']} {time.time()}\n".encode())
 
     def cancel_requested(self, job_id: str) -> bool:
         return os.path.exists(self.path(job_id, CANCEL))
@@ -384,13 +376,3 @@ def store_for(share_dir: str | os.PathLike[str]) -> JobStore:
         store = _stores[key] = JobStore(key)
     return store
 
-
-
-def _register_share_cleanup() -> None:
-    # Shares tagged with a job (rx_share(..., owner_job=job_id)) go with the job's artifacts.
-    from . import share
-
-    register_cleanup_hook(share.on_job_cleanup)
-
-
-_register_share_cleanup()
