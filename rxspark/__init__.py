@@ -32,7 +32,8 @@ from .errors import (
     RxTaskFailureWarning,
     RxWorkerLostError,
 )
-from .jobfuncs import (
+from .jobs import (
+    RxJob,
     StoredJob,
     rx_cancel_job,
     rx_cleanup_jobs,
@@ -42,7 +43,6 @@ from .jobfuncs import (
     rx_get_jobs,
     rx_wait_for_job,
 )
-from .jobs import RxJob
 from .options import rx_options
 from .plan import rx_elem_arg
 from .rng import rng

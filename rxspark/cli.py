@@ -56,7 +56,7 @@ def _table(rows: list[list[str]]) -> str:
 
 
 def _cmd_jobs(args: argparse.Namespace) -> int:
-    from .jobfuncs import StoredJob, rx_get_jobs
+    from .jobs import StoredJob, rx_get_jobs
 
     states = [s.strip() for value in args.state or [] for s in value.split(",") if s.strip()] or None
     share_dir = _share_dir(args)
@@ -81,7 +81,7 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def _cmd_job(args: argparse.Namespace) -> int:
-    from .jobfuncs import rx_cancel_job, rx_cleanup_jobs, rx_get_job_output, rx_get_job_results, rx_get_job_status
+    from .jobs import rx_cancel_job, rx_cleanup_jobs, rx_get_job_output, rx_get_job_results, rx_get_job_status
 
     where = {"share_dir": _share_dir(args)}
     job_id = args.job_id
@@ -216,8 +216,8 @@ def _check_extras() -> list[Check]:
 
 def _check_share_dir() -> Check:
     from .errors import RxJobError
+    from .jobs.store import store_for
     from .options import get_option
-    from .store import store_for
 
     root = os.path.expanduser(get_option("share_dir"))
     try:

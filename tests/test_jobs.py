@@ -40,7 +40,7 @@ from rxspark import (
     rx_get_jobs,
     rx_wait_for_job,
 )
-from rxspark import store as job_store
+from rxspark.jobs import store as job_store
 
 cloudpickle.register_pickle_by_value(jobtasks)
 

@@ -13,8 +13,8 @@ import time
 import pytest
 
 from rxspark import RxArgumentError, RxJobError
-from rxspark import store as job_store
-from rxspark.jobfuncs import STALE_AFTER, record_status
+from rxspark.jobs import store as job_store
+from rxspark.jobs.stored import STALE_AFTER, record_status
 
 JOB = "rx-20250101-120000-a1b2c3"
 

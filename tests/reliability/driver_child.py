@@ -31,7 +31,7 @@ import cloudpickle  # noqa: E402
 import rxspark  # noqa: E402
 from reliability import faults  # noqa: E402
 from rxspark import RxSpark, rx_elem_arg, rx_exec  # noqa: E402
-from rxspark import jobs as rx_jobs  # noqa: E402
+from rxspark.jobs import job as rx_jobs  # noqa: E402
 
 cloudpickle.register_pickle_by_value(faults)
 

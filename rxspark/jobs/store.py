@@ -33,10 +33,10 @@ from typing import Any
 
 import cloudpickle
 
-from . import share as _share
-from ._atomic import write_atomic
-from ._private import make_private_dirs
-from .errors import RxArgumentError, RxJobError
+from .. import share as _share
+from .._atomic import write_atomic
+from .._private import make_private_dirs
+from ..errors import RxArgumentError, RxJobError
 
 RECORD = "record.json"
 RESULTS = "results.pkl"

@@ -6,7 +6,7 @@ policy (``continue_on_failure``), and assembles the results in task order
 (a list, or a dict for named ``elem_args`` / ``once_per_elem``). Warnings and
 console output are emitted in the thread that collects the results.
 
-It also keeps the job's record in the job store (:mod:`rxspark.store`), so
+It also keeps the job's record in the job store (:mod:`rxspark.jobs.store`), so
 other processes can list, query and cancel it:
 
 * a non-waiting job writes its record when submitted, when it starts, and when
@@ -39,22 +39,22 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
+from .._warn import user_stacklevel
+from ..errors import RxJobCanceledError, RxTaskError, RxTaskFailureWarning
+from ..plan import TaskPlan
+from ..worker import ChunkResult
 from . import store as _store
-from ._warn import user_stacklevel
-from .errors import RxJobCanceledError, RxTaskError, RxTaskFailureWarning
-from .plan import TaskPlan
-from .worker import ChunkResult
+from .monitor import TICK
+from .monitor import monitor as _monitor
 
 if TYPE_CHECKING:
-    from .contexts.base import ComputeContext
+    from ..contexts.base import ComputeContext
 
 STATES = ("queued", "running", "finished", "failed", "canceled", "missing", "undetermined")
 DONE_STATES = frozenset({"finished", "failed", "canceled", "undetermined"})
 
 # A waiting job gets a record only once it has run this long (seconds).
 RECORD_DELAY = 1.0
-# The monitor's period: progress refreshes and cancel-request checks happen at most this often.
-TICK = 1.0
 # A running job's record is rewritten at least this often, even without progress,
 # so readers on other hosts can tell a live owner from a dead one.
 HEARTBEAT = 15.0
@@ -590,62 +590,3 @@ def _prefix(task: int, text: str) -> str:
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
     return "".join(f"[task {task}] {line}" for line in lines)
-
-
-class _Monitor:
-    """One daemon thread per process that calls ``_tick(now)`` on watched jobs about once per TICK.
-
-    Adding a job does not wake the thread (that would cost every short waiting
-    call a thread switch): it keeps ticking while jobs come and go, and only
-    after ``IDLE_SLEEP`` seconds without any does it block until the next
-    ``add``. Watched objects are held weakly; a running job is kept alive by
-    its own thread anyway.
-    """
-
-    IDLE_SLEEP = 30.0
-
-    def __init__(self) -> None:
-        self._watched: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._sleeping = False
-
-    def add(self, job: Any) -> None:
-        with self._cond:
-            self._watched.add(job)
-            if self._thread is None or not self._thread.is_alive():  # first use, or after fork
-                self._thread = threading.Thread(target=self._loop, name="rxspark-job-monitor", daemon=True)
-                self._thread.start()
-            elif self._sleeping:
-                self._cond.notify()
-
-    def discard(self, job: Any) -> None:
-        with self._cond:
-            self._watched.discard(job)
-
-    def _loop(self) -> None:
-        idle_since = time.monotonic()
-        while True:
-            with self._cond:
-                if self._watched:
-                    idle_since = time.monotonic()
-                elif time.monotonic() - idle_since > self.IDLE_SLEEP:
-                    self._sleeping = True
-                    while not self._watched:
-                        self._cond.wait()
-                    self._sleeping = False
-                self._cond.wait(TICK)
-            self._tick_all()
-
-    def _tick_all(self) -> None:
-        with self._cond:
-            watched = list(self._watched)
-        now = time.monotonic()
-        for job in watched:
-            try:
-                job._tick(now)
-            except Exception as exc:  # noqa: BLE001 - never let one job stop the monitor
-                warnings.warn(f"rxspark job monitor: {job!r}: {exc!r}", RuntimeWarning, stacklevel=1)
-
-
-_monitor = _Monitor()
