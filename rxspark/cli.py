@@ -70,9 +70,7 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
         done, total = job.progress()
         if isinstance(job, StoredJob):
             record = job.record
-            context = str((record.get("context") or {}).get("context", "?"))
-            owner = record.get("owner") or {}
-            who = f"{owner.get('pid')}@{owner.get('host')}"
+            context, who = record.context_name, f"{record.owner_pid}@{record.owner_host}"
         else:
             context, who = type(job.context).__name__, f"{os.getpid()}"
         rows.append([job.job_id, status, f"{done}/{total}", job.function_name, context, _when(job.submitted_at), who])

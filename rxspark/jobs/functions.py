@@ -21,8 +21,10 @@ from ..errors import RxArgumentError, RxArgumentTypeError, RxJobError
 from ..options import get_option
 from ..plan import _check_bool
 from . import store as _store
-from .job import STATES, RxJob, _live
-from .stored import StoredJob, _missing
+from .base import BaseJob
+from .job import RxJob, _live
+from .record import STATES
+from .stored import StoredJob, missing_job_error, read_job
 
 __all__ = [
     "rx_cancel_job",
@@ -54,9 +56,9 @@ def _store_of(compute_context: ComputeContext | None, share_dir: str | os.PathLi
     return _store.store_for(compute_context.share_dir)
 
 
-def _resolve(job: Any, compute_context: Any, share_dir: Any) -> tuple[RxJob | None, _store.JobStore | None]:
+def _resolve(job: Any, compute_context: Any, share_dir: Any) -> tuple[BaseJob | None, _store.JobStore | None]:
     """(the job, or None if no record; the store looked in, or None for a job object)."""
-    if isinstance(job, RxJob):
+    if isinstance(job, BaseJob):
         return job, None
     if not isinstance(job, str):
         raise RxArgumentTypeError(f"job must be an RxJob or a job id string, got {type(job).__name__}")
@@ -65,15 +67,15 @@ def _resolve(job: Any, compute_context: Any, share_dir: Any) -> tuple[RxJob | No
     if live is not None:
         return live, None
     store = _store_of(compute_context, share_dir)
-    record = store.read_record(job)
+    record = read_job(store, job)
     return (StoredJob(store, record) if record is not None else None), store
 
 
-def _require(job: Any, compute_context: Any, share_dir: Any) -> RxJob:
+def _require(job: Any, compute_context: Any, share_dir: Any) -> BaseJob:
     found, store = _resolve(job, compute_context, share_dir)
     if found is None:
         assert store is not None
-        raise _missing(job, store)
+        raise missing_job_error(job, store)
     return found
 
 
@@ -213,14 +215,14 @@ def rx_get_jobs(
     """
     wanted = _check_states(states)
     store = _store_of(compute_context, share_dir)
-    found: dict[str, RxJob] = {}
+    found: dict[str, BaseJob] = {}
     for job_id in store.job_ids():
         live = _live.get(job_id)
         if live is not None:
             found[job_id] = live
             continue
         try:
-            record = store.read_record(job_id)
+            record = read_job(store, job_id)
         except RxJobError as exc:
             warnings.warn(str(exc), RuntimeWarning, stacklevel=2)
             continue
@@ -235,7 +237,7 @@ def rx_get_jobs(
 
 
 def _flatten(jobs: Any) -> list[Any]:
-    if isinstance(jobs, (RxJob, str)):
+    if isinstance(jobs, (BaseJob, str)):
         return [jobs]
     if isinstance(jobs, Mapping):
         return list(jobs.values())

@@ -4,7 +4,7 @@ Layout::
 
     <share_dir>/                      0700 when rxspark creates it; never shared with other users
         <job_id>/                     0700
-            record.json               0600  the job record (JSON, see RECORD_FORMAT)
+            record.json               0600  the job record (JSON: rxspark.jobs.record.JobRecord)
             results.pkl               0600  cloudpickle of the results (finished non-waiting jobs)
             error.pkl                 0600  cloudpickle of (exception, its __cause__) (failed non-waiting jobs)
             cancel-requested          0600  written by ``rx_cancel_job`` from another process
@@ -15,7 +15,8 @@ back only from directories owned by the current user and not writable by
 anyone else: ``results.pkl`` is unpickled, so a store others can write to
 would let them run code in this process.
 
-This module does file I/O only; :mod:`rxspark.jobs` decides when to write.
+This module does file I/O only: records go in and out as JSON objects;
+:mod:`rxspark.jobs.record` gives them their schema and decides when to write.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ RECORD = "record.json"
 RESULTS = "results.pkl"
 ERROR = "error.pkl"
 CANCEL = "cancel-requested"
-RECORD_FORMAT = 1
 REDACTED = "***REDACTED***"
 
 # A job id is a directory name: no separators, no "..", nothing hidden.

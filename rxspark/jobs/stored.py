@@ -1,46 +1,85 @@
-"""StoredJob: a job of another (or an earlier) process, known from its record in the job store."""
+"""StoredJob: a job of another (or an earlier) process, known from its :class:`~rxspark.jobs.record.JobRecord`.
+
+It answers from the record in the job store (re-read on each question), waits
+by polling the record, and cancels by leaving a request that the owner's
+monitor picks up. :func:`record_status` says what a record stands for once
+the owner's liveness is checked: a job recorded as running by a process that
+is gone is "undetermined".
+"""
 
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import os
 import time
 import warnings
+from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import Any
 
+from .._warn import user_stacklevel
 from ..errors import RxJobCanceledError, RxJobError
 from . import store as _store
-from .job import DONE_STATES, HEARTBEAT, STATES, RxJob, _live
+from .base import BaseJob
+from .job import RxJob, _live
 from .monitor import monitor as _monitor
+from .record import DONE_STATES, HEARTBEAT, STATES, JobRecord
+
+__all__ = ["STALE_AFTER", "StoredJob", "missing_job_error", "read_job", "record_status"]
 
 # A record from another host that has not been refreshed for this long is "undetermined".
 STALE_AFTER = 4 * HEARTBEAT
 
-def record_status(record: dict[str, Any]) -> str:
+
+def record_status(record: JobRecord | Mapping[str, Any]) -> str:
     """The status a record stands for, checking that a queued/running job still has a live owner."""
-    status = record.get("status")
+    if not isinstance(record, JobRecord):
+        record = JobRecord.from_json(record)
+    status = record.status
     if status not in STATES or status == "missing":
         return "undetermined"
     if status not in ("queued", "running"):
         return status
-    owner = record.get("owner")
-    alive = _store.owner_alive(owner)
+    alive = _store.owner_alive(record.owner)
     if alive is None:  # another host: trust a recent heartbeat only
-        updated = record.get("updated_at")
-        fresh = isinstance(updated, (int, float)) and time.time() - updated < STALE_AFTER
+        updated = record.updated_at
+        fresh = updated is not None and time.time() - updated < STALE_AFTER
         return status if fresh else "undetermined"
     if not alive:
         return "undetermined"
-    if owner["pid"] == os.getpid() and record.get("job_id") not in _live:
+    if record.owner_pid == os.getpid() and record.job_id not in _live:
         return "undetermined"  # recorded by this process, which no longer runs it
     return status
 
 
-class StoredJob(RxJob):
+def read_job(store: _store.JobStore, job_id: str) -> JobRecord | None:
+    """The record of ``job_id`` in ``store``, or None if it has none.
+
+    Raises:
+        RxJobError: The record is corrupted, or the store is not private to this user.
+    """
+    data = store.read_record(job_id)
+    return None if data is None else JobRecord.from_json(data)
+
+
+def missing_job_error(job_id: str, store: _store.JobStore) -> RxJobError:
+    return RxJobError(
+        f"no job {job_id!r} in this process or in the job store {store.root}: it never ran with that share_dir, "
+        "or it was cleaned up (auto_cleanup); pass compute_context= or share_dir= to look elsewhere"
+    )
+
+
+def _recorded(name: str) -> Any:
+    """A read-only attribute of a stored job: the field ``name`` of its record as last read."""
+    return property(lambda job: getattr(job._record, name), doc=f"The job's {name!r}, from its record.")
+
+
+class StoredJob(BaseJob):
     """A job known only from its record: another process (or an earlier one) runs or ran it.
 
-    It is an ``RxJob`` and a ``concurrent.futures.Future``. ``status()``,
+    It is a ``concurrent.futures.Future`` and answers as an ``RxJob`` does
+    (``isinstance(job, RxJob)`` holds). ``status()``,
     ``progress()`` and ``output()`` read the record afresh on each call;
     ``result()`` waits for the job to end (by polling its record), then
     returns the results stored by its owner. ``done()``, ``add_done_callback``
@@ -50,36 +89,40 @@ class StoredJob(RxJob):
 
     Only non-waiting jobs store their results: for a waiting job, they went to
     the caller that ran it.
+
+    Args:
+        store: The job store the record is in.
+        record: The record as read from it.
     """
 
-    def __init__(self, store: _store.JobStore, record: dict[str, Any]) -> None:
-        Future.__init__(self)
+    _repr_note = " (stored)"
+
+    def __init__(self, store: _store.JobStore, record: JobRecord) -> None:
+        super().__init__(
+            record.job_id,
+            waiting=record.wait,
+            console_output=record.console_output,
+            auto_cleanup=record.auto_cleanup,
+            continue_on_failure=record.continue_on_failure,
+        )
         self.store = store
-        self._share_dir = store.root
-        self.job_id = record["job_id"]
-        self.plan = None  # type: ignore[assignment]
-        self.context = None  # type: ignore[assignment]
-        self.callback = None
-        self.waiting = bool(record.get("wait", False))
-        self.console_output = bool(record.get("console_output", False))
-        self.auto_cleanup = bool(record.get("auto_cleanup", True))
-        self.continue_on_failure = bool(record.get("continue_on_failure", True))
-        self._collected = False
+        self._record = record
+        self._status = "undetermined"
         self._cleaned = False
-        self._recorded = True
         self._apply(record)
 
     # ------------------------------------------------------------ the record
 
-    def _apply(self, record: dict[str, Any] | None) -> str:
+    def _apply(self, record: JobRecord | None) -> str:
         """Take a freshly read record (None: gone from the store); return the job's status."""
         if record is None:
             self._status = "missing"
         else:
-            self._data = record
+            self._record = record
             self._status = record_status(record)
         if self._status in DONE_STATES or self._status == "missing":
             _monitor.discard(self)
+            # The Future's own done() and set_result(): this class answers done() from the record.
             if not Future.done(self):
                 Future.set_result(self, None)  # wakes concurrent.futures.wait and done-callbacks
         else:
@@ -88,7 +131,7 @@ class StoredJob(RxJob):
 
     def refresh(self) -> str:
         """Read the record again; return the job's status."""
-        return self._apply(self.store.read_record(self.job_id))
+        return self._apply(read_job(self.store, self.job_id))
 
     def _tick(self, now: float) -> None:
         try:
@@ -97,54 +140,40 @@ class StoredJob(RxJob):
             _monitor.discard(self)
 
     @property
-    def record(self) -> dict[str, Any]:
+    def record(self) -> JobRecord:
         """The job's record as last read (a copy)."""
-        return dict(self._data)
+        return dataclasses.replace(self._record)
 
-    # ------------------------------------------------------------ RxJob API from the record
+    # ------------------------------------------------------------ the job API, from the record
 
-    @property
-    def rng_seed(self) -> int | None:
-        return self._data.get("rng_seed")
-
-    @property
-    def rng_kind(self) -> str | None:
-        return self._data.get("rng_kind")
-
-    @property
-    def n_tasks(self) -> int:
-        return int(self._data.get("n_tasks") or 0)
+    rng_seed = _recorded("rng_seed")
+    rng_kind = _recorded("rng_kind")
+    n_tasks = _recorded("n_tasks")
+    function_name = _recorded("function")
+    submitted_at = _recorded("submitted_at")
+    started_at = _recorded("started_at")
+    finished_at = _recorded("finished_at")
 
     @property
-    def function_name(self) -> str:
-        return str(self._data.get("function", "?"))
-
-    @property
-    def submitted_at(self) -> float | None:  # type: ignore[override]
-        return self._data.get("submitted_at")
-
-    @property
-    def started_at(self) -> float | None:  # type: ignore[override]
-        return self._data.get("started_at")
-
-    @property
-    def finished_at(self) -> float | None:  # type: ignore[override]
-        return self._data.get("finished_at")
+    def share_dir(self) -> str:
+        return self.store.root
 
     def status(self) -> str:
         """The job's status, read from its record ("missing" once the record is gone)."""
         return self.refresh()
 
+    def _progress(self) -> tuple[int, int]:
+        return self._record.progress or (0, self.n_tasks)
+
     def progress(self) -> tuple[int, int]:
         """(tasks done, tasks in all) as last recorded (refreshed about once a second while running)."""
         self.refresh()
-        done, total = self._data.get("progress") or (0, self.n_tasks)
-        return int(done), int(total)
+        return self._progress()
 
     def output(self) -> str:
         """The tasks' captured output as last recorded."""
         self.refresh()
-        return str(self._data.get("output") or "")
+        return self._record.output
 
     def task_times(self) -> list[float | None]:
         return [None] * self.n_tasks
@@ -174,8 +203,8 @@ class StoredJob(RxJob):
         if status in ("finished", "failed", "missing"):
             return False
         if status == "undetermined":  # nobody runs it any more: just say so in the record
-            record = dict(self._data, status="canceled", updated_at=time.time())
-            self.store.write_record(self.job_id, record)
+            record = dataclasses.replace(self._record, status="canceled", updated_at=time.time())
+            self.store.write_record(self.job_id, record.to_json())
             self._apply(record)
             return True
         self.store.request_cancel(self.job_id)
@@ -199,14 +228,11 @@ class StoredJob(RxJob):
             time.sleep(delay if left is None else min(delay, left))
             delay = min(delay * 2, 1.0)
 
-    def result(self, timeout: float | None = None) -> Any:
-        return self.collect(timeout=timeout)
-
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """The job's exception once it ends (None if it finished), as ``Future.exception``."""
         status = self.wait_done(timeout)
         if status == "missing":
-            raise _missing(self.job_id, self.store)
+            raise missing_job_error(self.job_id, self.store)
         if status == "canceled":
             raise RxJobCanceledError(f"job {self.job_id} was canceled; it has no results")
         if status == "failed":
@@ -214,67 +240,61 @@ class StoredJob(RxJob):
         return self._lost() if status == "undetermined" else None
 
     def _lost(self) -> RxJobError:
-        owner = self._data.get("owner") or {}
+        record = self._record
         return RxJobError(
-            f"job {self.job_id} was {self._data.get('status')} in process {owner.get('pid')} on "
-            f"{owner.get('host')}, which no longer runs it: its results are lost. Run it again "
+            f"job {self.job_id} was {record.status} in process {record.owner_pid} on "
+            f"{record.owner_host}, which no longer runs it: its results are lost. Run it again "
             f"(rng_seed={self.rng_seed!r} reproduces its random numbers), then rx_cleanup_jobs({self.job_id!r})."
         )
 
-    def collect(self, timeout: float | None = None, console_output: bool | None = None, auto_cleanup: bool | None = None) -> Any:
-        """The job's results, once it ends, from the job store.
+    def _outcome(self, timeout: float | None) -> tuple[str, Any]:
+        """The outcome from the job store, once the job ends.
 
         Raises:
-            RxJobCanceledError: The job was canceled.
             RxJobError: The job's owner died ("undetermined"), the record is
                 gone, or the results were not stored (a waiting job).
             TimeoutError: Not done within ``timeout`` seconds.
-            Exception: The job's own exception, when it failed.
         """
         status = self.wait_done(timeout)
         if status == "missing":
-            raise _missing(self.job_id, self.store)
+            raise missing_job_error(self.job_id, self.store)
         if status == "undetermined":
             raise self._lost()
         if status == "canceled":
-            self._collected_outcome(auto_cleanup)
-            raise RxJobCanceledError(f"job {self.job_id} was canceled; it has no results")
+            return "canceled", None
         if status == "failed":
-            error = self._stored_exception()
-            self._collected_outcome(auto_cleanup)
-            raise error
-        if self._data.get("results") != _store.RESULTS:
-            why = self._data.get("results_error") or (
+            return "failed", self._stored_exception()
+        if self._record.results != _store.RESULTS:
+            why = self._record.results_error or (
                 "it was a waiting job: its results went to the call that ran it" if self.waiting else "unknown reason"
             )
             raise RxJobError(f"job {self.job_id} finished but its results were not stored ({why})")
-        value = self.store.read_pickle(self.job_id, _store.RESULTS)
-        if not self._collected:
-            self._report(value, self.console_output if console_output is None else console_output)
-        self._collected_outcome(auto_cleanup)
-        return value
+        return "finished", self.store.read_pickle(self.job_id, _store.RESULTS)
 
     def _stored_exception(self) -> BaseException:
-        if self._data.get("results") == _store.ERROR:
+        if self._record.results == _store.ERROR:
             stored = self.store.read_pickle(self.job_id, _store.ERROR)
             if isinstance(stored, tuple) and len(stored) == 2 and isinstance(stored[0], BaseException):
                 error, cause = stored
                 if isinstance(cause, BaseException):
                     error.__cause__ = cause
                 return error
-        info = self._data.get("error") or {}
+        info = self._record.error or {}
         return RxJobError(f"job {self.job_id} failed: {info.get('type', '?')}: {info.get('message', '')}")
 
-    def _mark_retrieved(self) -> None:
-        if not self._data.get("results_retrieved"):
-            self._data = dict(self._data, results_retrieved=True)
+    def _on_collected(self, cleanup: bool, first: bool) -> None:
+        if cleanup:
+            self.cleanup()
+        elif first and not self._record.results_retrieved:
+            # Note in the record that the results were handed out (rx_cleanup_jobs needs no force then).
+            self._record = dataclasses.replace(self._record, results_retrieved=True)
             try:
-                self.store.write_record(self.job_id, self._data)
+                self.store.write_record(self.job_id, self._record.to_json())
             except OSError as exc:
-                warnings.warn(f"rxspark: could not update the record of job {self.job_id}: {exc}", RuntimeWarning, stacklevel=3)
+                warnings.warn(f"rxspark: could not update the record of job {self.job_id}: {exc}", RuntimeWarning, stacklevel=user_stacklevel())
 
     def results_retrieved(self) -> bool:
-        return self._collected or bool(self._data.get("results_retrieved")) or self._data.get("results") != _store.RESULTS
+        return self._collected or self._record.results_retrieved or self._record.results != _store.RESULTS
 
     def cleanup(self) -> bool:
         """Delete the job's directory in the store. Idempotent."""
@@ -285,14 +305,10 @@ class StoredJob(RxJob):
         _monitor.discard(self)
         return True
 
-    def __repr__(self) -> str:
-        status = self.refresh()
-        done, total = self._data.get("progress") or (0, self.n_tasks)
-        return f"<RxJob {self.job_id} {self.function_name} {status} {done}/{total} tasks (stored)>"
+    def _summary(self) -> tuple[str, int, int]:
+        return self.refresh(), *self._progress()
 
 
-def _missing(job_id: str, store: _store.JobStore) -> RxJobError:
-    return RxJobError(
-        f"no job {job_id!r} in this process or in the job store {store.root}: it never ran with that share_dir, "
-        "or it was cleaned up (auto_cleanup); pass compute_context= or share_dir= to look elsewhere"
-    )
+# Users treat the jobs rx_get_jobs() returns as RxJobs: a stored one answers the same questions
+# (from its record), so it counts as one for isinstance() without inheriting a running job's state.
+RxJob.register(StoredJob)
