@@ -11,6 +11,12 @@ thread; ``start_background()`` in a daemon thread of its own.
 Its record in the job store (so other processes can list, query and cancel
 it) is written by its :class:`~rxspark.jobs.record.Recorder`, which the job
 tells about each event of its life.
+
+The Future's state is reached through its public methods only. One
+consequence: the Future stays PENDING while the job runs (``Future.cancel()``
+refuses a RUNNING future, and a job can be canceled while it runs), so the
+job keeps its own phase (queued, running, then ending or canceling, decided
+once under a lock) and answers ``running()`` and ``status()`` from it.
 """
 
 from __future__ import annotations
@@ -23,7 +29,6 @@ import weakref
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FuturesTimeoutError
-from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING, RUNNING
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
@@ -37,6 +42,10 @@ from .record import Recorder
 
 if TYPE_CHECKING:
     from ..contexts.base import ComputeContext
+
+# The job's own phase. Its Future stays PENDING until the job ends (see RxJob._run); the phase says
+# whether it runs, and ENDING / CANCELING mean its outcome is decided (one of them, once).
+_QUEUED, _RUNNING, _ENDING, _CANCELING = "queued", "running", "ending", "canceling"
 
 # The jobs of this process by id (held weakly: a running job is held by its thread).
 _live: weakref.WeakValueDictionary[str, RxJob] = weakref.WeakValueDictionary()
@@ -90,6 +99,8 @@ class RxJob(BaseJob):
         self._first_failure: RxTaskError | None = None
         self._failure_causes: dict[int, bytes] = {}
         self._thread: threading.Thread | None = None
+        self._phase = _QUEUED
+        self._phase_lock = threading.Lock()
         self._share_dir: str | None = None
         self._recorder = Recorder(self)
         _live[self.job_id] = self
@@ -122,13 +133,19 @@ class RxJob(BaseJob):
 
     def status(self) -> str:
         """One of "queued", "running", "finished", "failed", "canceled"."""
-        with self._condition:
-            state = self._state
-            if state in (CANCELLED, CANCELLED_AND_NOTIFIED):
+        if self.done():
+            try:
+                return "failed" if self.exception() is not None else "finished"
+            except CancelledError:
                 return "canceled"
-            if state == FINISHED:
-                return "failed" if self._exception is not None else "finished"
-            return "running" if state == RUNNING else "queued"
+        phase = self._phase
+        if phase == _CANCELING:
+            return "canceled"
+        return "queued" if phase == _QUEUED else "running"
+
+    def running(self) -> bool:
+        """True while the job runs (``Future.running()`` would not say so: see ``_run``)."""
+        return self._phase in (_RUNNING, _ENDING) and not self.done()
 
     def progress(self) -> tuple[int, int]:
         """(tasks done, tasks in all)."""
@@ -168,20 +185,27 @@ class RxJob(BaseJob):
         Returns:
             True if the job is canceled, False if it had already finished.
         """
-        with self._condition:
-            if self._state == FINISHED:
-                return False
-            if self._state in (CANCELLED, CANCELLED_AND_NOTIFIED):
-                return True
-            was_running = self._state == RUNNING
-            self._state = CANCELLED
-            self._condition.notify_all()
-        self._stop.set()
-        if was_running:
-            self.context.cancel(self)
+        with self._phase_lock:
+            if self._phase == _ENDING:
+                return False  # its outcome is decided (and being recorded)
+            if self._phase == _CANCELING:
+                return True  # canceled, or being canceled by another thread
+            was_running = self._phase == _RUNNING
+            self._phase = _CANCELING
         self.finished_at = time.time()
-        self._recorder.on_cancel()
-        self._invoke_callbacks()
+        try:
+            self._recorder.on_cancel()  # before the future resolves, as for a finished job
+        finally:
+            # The Future is still PENDING (it stays so while the job runs), so Future.cancel()
+            # succeeds: it wakes result() / exception() waiters and runs the done-callbacks. It
+            # leaves the state CANCELLED, which concurrent.futures.wait / as_completed do not count
+            # as done until set_running_or_notify_cancel() moves it on and tells their waiters.
+            Future.cancel(self)  # (BaseJob.cancel is abstract: name the Future's own)
+            self.set_running_or_notify_cancel()
+            # Only now, so a backend that looks finds the job cancelled() once it sees it stop.
+            self._stop.set()
+            if was_running:
+                self.context.cancel(self)
         return True
 
     def wait_done(self, timeout: float | None = None) -> str:
@@ -190,10 +214,12 @@ class RxJob(BaseJob):
         Raises:
             TimeoutError: Still running after ``timeout`` seconds.
         """
-        with self._condition:
-            ended = self._condition.wait_for(lambda: self._state in (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED), timeout)
-        if not ended:
-            raise FuturesTimeoutError(f"job {self.job_id} is still {self.status()} after {timeout} s")
+        try:
+            self.exception(timeout)
+        except CancelledError:
+            pass
+        except FuturesTimeoutError:
+            raise FuturesTimeoutError(f"job {self.job_id} is still {self.status()} after {timeout} s") from None
         return self.status()
 
     def results_retrieved(self) -> bool:
@@ -202,9 +228,10 @@ class RxJob(BaseJob):
 
     def _outcome(self, timeout: float | None) -> tuple[str, Any]:
         try:
-            error = Future.exception(self, timeout)
+            error = self.exception(timeout)
         except CancelledError:
             return "canceled", None
+        # Future's own result(): this class's result() is collect(), which called this.
         return ("failed", error) if error is not None else ("finished", Future.result(self))
 
     def _failures(self, value: Any) -> list[RxTaskError]:
@@ -271,14 +298,19 @@ class RxJob(BaseJob):
             _monitor.discard(self)
 
     def _run(self) -> None:
-        if not self.set_running_or_notify_cancel():
-            return
-        self.started_at = time.time()
+        with self._phase_lock:
+            if self._phase != _QUEUED:
+                return  # canceled before it started
+            # The Future is not set_running_or_notify_cancel()'d: Future.cancel() refuses a RUNNING
+            # future, and an RxJob is cancellable while it runs. It stays PENDING until the job ends;
+            # the job's phase says that it runs (status(), running()).
+            self._phase = _RUNNING
+            self.started_at = time.time()
         self._recorder.on_start()
         try:
             self.context.run_chunks(self)
-            if self.cancelled():
-                return
+            if self._phase != _RUNNING:
+                return  # canceled meanwhile
             if self._first_failure is not None and not self.continue_on_failure:
                 error = self._first_failure
                 cause = self._failure_causes.get(error.task_index)
@@ -296,9 +328,8 @@ class RxJob(BaseJob):
         except KeyboardInterrupt:
             self.cancel()
             raise
-        except BaseException as exc:  # noqa: BLE001 - the job fails with it
-            if not self.cancelled():
-                self._finish(exception=exc)
+        except BaseException as exc:  # noqa: BLE001 - the job fails with it (unless it was canceled)
+            self._finish(exception=exc)
 
     def start_background(self) -> None:
         """Run the job in a daemon thread (wait=False), after writing its record.
@@ -312,15 +343,18 @@ class RxJob(BaseJob):
         self._thread.start()
 
     def _finish(self, result: Any = None, exception: BaseException | None = None) -> None:
+        with self._phase_lock:
+            if self._phase != _RUNNING:
+                return  # cancel() came first: the job is canceled
+            self._phase = _ENDING
         self.finished_at = time.time()
-        with self._condition:
-            if self._state in (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED) or self._state == PENDING:
-                return
-        self._recorder.on_finish(result, exception)  # before the future resolves: see Recorder.on_finish
-        if exception is not None:
-            self.set_exception(exception)
-        else:
-            self.set_result(result)
+        try:
+            self._recorder.on_finish(result, exception)  # before the future resolves: see Recorder.on_finish
+        finally:  # an interrupt while writing must not leave the outcome decided but never delivered
+            if exception is not None:
+                self.set_exception(exception)
+            else:
+                self.set_result(result)
 
     def _tick(self, now: float) -> None:
         """Called by the monitor about once per TICK while the job runs."""
