@@ -1,13 +1,21 @@
-"""Contexts that run chunks on a ``concurrent.futures.Executor``.
+"""Contexts that run chunks on a pool of workers: one run loop, and the pool it drives.
 
-:class:`ExecutorContext` holds the loop shared by the local process pool and
-:class:`RxForeachDoPar`: submit every chunk, deliver results as they complete,
-resubmit chunks whose worker died (when the executor can recover), and cancel
-what is left when the job stops.
+:class:`ExecutorContext` runs a job's chunks on a :class:`ChunkPool`: it
+submits every chunk, delivers results as they complete, runs a chunk again
+when its worker was lost (charging an attempt only when the chunk's own worker
+died), and stops what is left when the job stops. The pool decides how a
+chunk travels, how it is stopped and what a lost worker means:
+
+* :class:`ExecutorPool` (here, behind :class:`RxForeachDoPar`): any caller's
+  ``concurrent.futures.Executor``, used as it is, never shut down or replaced;
+* ``LokyPool`` (local.py, behind ``RxLocalParallel``): rxspark's own process
+  pool, which replaces dead workers, tells which chunk crashed, and stops a
+  canceled job's stuck chunks by killing its processes.
 """
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import queue
@@ -17,25 +25,19 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable
-from concurrent.futures import (
-    BrokenExecutor,
-    Executor,
-    Future,
-    ProcessPoolExecutor,
-    ThreadPoolExecutor,
-    wait,
-)
+from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RxArgumentTypeError, RxError, RxJobError, RxWorkerLostError
-from ..worker import ChunkCanceled, InlinePayload, LocalPayload, PayloadRef, forget, run_chunk
-from .base import ComputeContext, check_positive_int
+from ..worker import ChunkCanceled, ChunkResult, FilePayload, InlinePayload, LocalPayload, PayloadRef, forget, run_chunk
+from .base import ComputeContext, JobSink, check_positive_int
 
 if TYPE_CHECKING:
-    from ..jobs import RxJob
     from ..plan import Chunk
+
+
+# ---------------------------------------------------------------- what pools share
 
 
 @dataclass
@@ -68,212 +70,265 @@ class FileStopFlag:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
 
+    def remove_when_done(self, futures: list[Future[Any]]) -> None:
+        """Delete the flag once the last of ``futures`` is done (they read it until then)."""
+        if not futures:
+            self.remove()
+            return
+        remaining = [len(futures)]
+        lock = threading.Lock()
 
-def _remove_when_done(flag: FileStopFlag, futures: list[Future[Any]]) -> None:
-    """Delete the flag once the last of ``futures`` is done (they read it until then)."""
-    remaining = [len(futures)]
-    lock = threading.Lock()
+        def one_done(_: Future[Any]) -> None:
+            with lock:
+                remaining[0] -= 1
+                last = remaining[0] == 0
+            if last:
+                self.remove()
 
-    def one_done(_: Future[Any]) -> None:
-        with lock:
-            remaining[0] -= 1
-            last = remaining[0] == 0
-        if last:
-            flag.remove()
+        for future in futures:
+            future.add_done_callback(one_done)
 
-    for future in futures:
-        future.add_done_callback(one_done)
+
+class PrivateDir:
+    """A directory only this user can read (stop flags, payload files), made on first use.
+
+    Removed by :meth:`remove`, or when its owner is garbage-collected, or at
+    interpreter exit, whichever comes first.
+    """
+
+    def __init__(self) -> None:
+        self._path: str | None = None
+        self._lock = threading.Lock()
+        self._cleanup: weakref.finalize | None = None
+
+    def path(self) -> str:
+        path = self._path
+        if path is None:
+            with self._lock:
+                if self._path is None:
+                    made = tempfile.mkdtemp(prefix="rxspark-")  # mode 0700
+                    # Holds the path, not this object: an unclosed context is still collected.
+                    self._cleanup = weakref.finalize(self, shutil.rmtree, made, ignore_errors=True)
+                    self._path = made
+                path = self._path
+        return path
+
+    def join(self, name: str) -> str:
+        return os.path.join(self.path(), name)
+
+    def remove(self) -> None:
+        with self._lock:
+            cleanup, self._cleanup, self._path = self._cleanup, None, None
+        if cleanup is not None:
+            cleanup()  # removes the directory now (a finalizer runs at most once)
+
+
+@dataclass(frozen=True)
+class Shipment:
+    """What goes with every chunk of one job: its payload, and the flag its chunks watch.
+
+    Attributes:
+        job_id: The job's id.
+        ref: How workers get the payload (``run_chunk``'s ``ref``).
+        stop: ``run_chunk``'s ``stop``: the job's ``stop_event`` (threads of this process), a
+            :class:`FileStopFlag` (processes of this machine), or None (workers cannot be told).
+    """
+
+    job_id: str
+    ref: PayloadRef
+    stop: Any
+
+
+class ChunkPool(abc.ABC):
+    """Where an :class:`ExecutorContext` runs chunks.
+
+    The run loop calls, for each job: :meth:`ship` once; :meth:`submit` for
+    each chunk (and again for a chunk whose worker was lost); :meth:`lost` for
+    each chunk whose future failed; :meth:`stop` at most once, when the job
+    stops with chunks in flight; :meth:`release` at the end. The context calls
+    :meth:`close`. Pools implement the first four; calls may come from several
+    jobs' threads at once.
+    """
+
+    @abc.abstractmethod
+    def ship(self, job: JobSink) -> Shipment:
+        """Prepare ``job``'s payload and stop flag for its chunks."""
+
+    @abc.abstractmethod
+    def submit(self, shipment: Shipment, chunk: Chunk) -> Future[ChunkResult]:
+        """Start one chunk: a future of its :class:`~rxspark.worker.ChunkResult`.
+
+        Raises:
+            RxError: The pool cannot take it (the job fails with this error).
+        """
+
+    @abc.abstractmethod
+    def lost(self, shipment: Shipment, chunk: Chunk, future: Future[ChunkResult], exc: BaseException) -> bool:
+        """``chunk``'s future failed with ``exc``: was it a lost worker, and whose?
+
+        User exceptions never get here (``run_chunk`` returns them as data).
+        When this returns, the pool takes chunks again.
+
+        Returns:
+            True when the chunk's own worker process died (the chunk is charged
+            an attempt), False when the chunk only went down with another's
+            crash or a stop (it runs again, free).
+
+        Raises:
+            RxError: ``exc`` is not a lost worker this pool recovers from (the job fails with it).
+        """
+
+    @abc.abstractmethod
+    def stop(self, shipment: Shipment, futures: list[Future[ChunkResult]]) -> None:
+        """Stop a job's chunks in flight, queued and running (called once, from any thread)."""
+
+    def max_attempts(self) -> int:
+        """How many times a chunk may lose its own worker before the job fails."""
+        return 1
+
+    def release(self, shipment: Shipment, leftover: list[Future[ChunkResult]]) -> None:
+        """The job's run is over: drop its payload, and its stop flag once ``leftover`` are done."""
+        ref = shipment.ref
+        if isinstance(ref, LocalPayload):
+            forget(ref.key)
+        elif isinstance(ref, FilePayload):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(ref.path)
+        if isinstance(shipment.stop, FileStopFlag):
+            shipment.stop.remove_when_done(leftover)
+
+    def close(self, now: bool) -> None:  # noqa: B027 - a hook with nothing to do by default
+        """Release what the pool started; ``now``: jobs are still running on it (stop them)."""
+
+
+# ---------------------------------------------------------------- the run loop
+
+
+class _Run:
+    """One job's chunks in flight, shared by the run loop and ``cancel()`` (which may come from any thread)."""
+
+    def __init__(self, pool: ChunkPool, shipment: Shipment) -> None:
+        self.pool = pool
+        self.shipment = shipment
+        self.finished: queue.SimpleQueue[Future[ChunkResult]] = queue.SimpleQueue()  # in the order they complete
+        self._pending: dict[Future[ChunkResult], Chunk] = {}
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def submit(self, chunk: Chunk) -> bool:
+        """Start ``chunk``; False when the run was stopped (then nothing starts any more)."""
+        with self._lock:  # a stop snapshots what is pending: nothing may start behind its back
+            if self._stopped:
+                return False
+            future = self.pool.submit(self.shipment, chunk)
+            self._pending[future] = chunk
+        future.add_done_callback(self.finished.put)
+        return True
+
+    def take(self, future: Future[ChunkResult]) -> Chunk | None:
+        """The chunk of a finished future (None if it was taken already)."""
+        with self._lock:
+            return self._pending.pop(future, None)
+
+    def in_flight(self) -> bool:
+        with self._lock:
+            return bool(self._pending)
+
+    def stop(self) -> None:
+        """Stop the chunks in flight (once)."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            futures = list(self._pending)
+        self.pool.stop(self.shipment, futures)
+
+    def end(self) -> list[Future[ChunkResult]]:
+        """The run loop is done: stop what is still in flight (unless stopped already) and return it."""
+        with self._lock:
+            stopped, self._stopped = self._stopped, True
+            leftover = list(self._pending)
+        if leftover and not stopped:
+            self.pool.stop(self.shipment, leftover)
+        return leftover
 
 
 class ExecutorContext(ComputeContext):
-    """Shared run loop of the executor-based contexts."""
+    """A context whose chunks run on a :class:`ChunkPool` (the run loop of RxForeachDoPar and RxLocalParallel).
 
-    in_process = False
-    # Seconds a canceled job's running chunks get to notice their stop flag
-    # before the pool's processes are terminated.
-    cancel_grace_seconds = 2.0
+    Args:
+        pool: Where the chunks run.
+        **kwargs: ``wait``, ``console_output``, ``auto_cleanup``, ``packages_to_load``, ``share_dir``.
+    """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, pool: ChunkPool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._jobs: dict[str, dict[Future[Any], tuple[Chunk, Executor]]] = {}
-        self._stops: dict[str, Any] = {}
-        self._jobs_lock = threading.Lock()
-        self._private: str | None = None
-        self._private_lock = threading.Lock()
-        self._private_cleanup: weakref.finalize | None = None
+        self._pool = pool
+        self._runs: dict[str, _Run] = {}
+        self._runs_lock = threading.Lock()
 
-    def _private_dir(self) -> str:
-        """A directory only this user can read, removed by ``close()``, or when this context is
-        garbage-collected or the interpreter exits, whichever comes first."""
-        private = self._private
-        if private is None:
-            with self._private_lock:
-                if self._private is None:
-                    path = tempfile.mkdtemp(prefix="rxspark-")  # mode 0700
-                    # Holds the path, not the context: an unclosed context is still collected.
-                    self._private_cleanup = weakref.finalize(self, shutil.rmtree, path, ignore_errors=True)
-                    self._private = path
-                private = self._private
-        return private
-
-    def _local_processes(self) -> bool:
-        """Whether chunks run in processes of this machine (stop flags work, futures must not be cancelled)."""
-        return False
-
-    def _stop_flag(self, job: RxJob) -> Any:
-        if self.in_process:
-            return job.stop_event
-        if self._local_processes():
-            return FileStopFlag(os.path.join(self._private_dir(), f"{job.job_id}.stop"))
-        return None
-
-    # Hooks for subclasses.
-    def _executor(self) -> Executor:
-        raise NotImplementedError
-
-    def _payload_ref(self, job: RxJob) -> PayloadRef:
-        if self.in_process:
-            return LocalPayload(job.job_id, job.plan.payload)
-        return InlinePayload(job.job_id, job.plan.payload_blob)
-
-    def _release_payload(self, ref: PayloadRef) -> None:
-        if isinstance(ref, LocalPayload):
-            forget(ref.key)
-
-    def _max_attempts(self) -> int:
-        return 1
-
-    def _is_worker_loss(self, exc: BaseException) -> bool:
-        return False
-
-    def _recover(self, broken: Executor) -> None:
-        """Make the next ``_executor()`` usable after ``broken`` lost a worker."""
-
-    def _task(self, ref: PayloadRef, chunk: Chunk, stop: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-        """The function (and its arguments) the executor runs for one chunk."""
-        return run_chunk, (ref, chunk, not self.in_process, None, stop)
-
-    def _crashed_chunks(self, job: RxJob, broken: Executor) -> set[int] | None:
-        """Which of ``job``'s chunks had their own worker process die when ``broken`` lost a worker.
-
-        Only those are charged an attempt; chunks that were queued, or whose
-        process the broken pool stopped, run again for free. None when it
-        cannot be told: then every chunk the loss hit is charged.
-        """
-        return None
-
-    def _stop_running(self) -> None:
-        """Stop chunks already running (if the executor allows it)."""
-
-    # The run loop.
-    def run_chunks(self, job: RxJob) -> None:
-        ref = self._payload_ref(job)
-        pending: dict[Future[Any], tuple[Chunk, Executor]] = {}
-        crashes: dict[int, int] = {}  # chunk -> attempts that died with their worker
-        blame: dict[Executor, set[int] | None] = {}  # broken executor -> its crashed chunks of this job
-        finished: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()  # futures in the order they complete
-        stop = self._stop_flag(job)
-
-        def submit(chunk: Chunk) -> None:
-            executor = self._executor()
-            function, args = self._task(ref, chunk, stop)
-            try:
-                future = executor.submit(function, *args)
-            except Exception as exc:  # a pool that lost a worker while idle, or a shut-down executor
-                if not self._is_worker_loss(exc):
-                    raise _executor_failure(exc, chunk, job, executor) from exc
-                self._recover(executor)
-                executor = self._executor()
-                future = executor.submit(function, *args)
-            pending[future] = (chunk, executor)
-            future.add_done_callback(finished.put)
-
-        with self._jobs_lock:
-            self._jobs[job.job_id] = pending
-            self._stops[job.job_id] = stop
+    def run_chunks(self, job: JobSink) -> None:
+        pool = self._pool
+        shipment = pool.ship(job)
+        run = _Run(pool, shipment)
+        crashes: dict[int, int] = {}  # chunk -> attempts that died with their own worker
+        with self._runs_lock:
+            self._runs[job.job_id] = run
         try:
             for chunk in job.plan.chunks:
-                if job.should_stop():
+                if job.should_stop() or not run.submit(chunk):
                     return
-                submit(chunk)
-            while pending and not job.should_stop():
+            while run.in_flight() and not job.should_stop():
                 # Futures one at a time as they complete: wait() on every pending future would cost
                 # O(pending) per completion (O(chunks^2) per job) in this, the driver's busiest thread.
-                future = finished.get()
-                if future not in pending:
-                    continue
-                chunk, executor = pending.pop(future)
-                if future.cancelled():
+                future = run.finished.get()
+                chunk = run.take(future)
+                if chunk is None or future.cancelled():
                     continue
                 exc = future.exception()
                 if exc is None:
                     result = future.result()
                     result.load_values()  # values the driver cannot load fail their tasks, not the job
                     job.deliver(result)
-                elif isinstance(exc, ChunkCanceled) or job.should_stop():
                     continue
-                elif self._is_worker_loss(exc):
-                    if executor not in blame:
-                        blame[executor] = self._crashed_chunks(job, executor)
-                    crashed = blame[executor]
-                    if crashed is None or chunk.index in crashed:
-                        crashes[chunk.index] = crashes.get(chunk.index, 0) + 1
-                    self._recover(executor)  # before raising too: the next job needs a working pool
-                    if crashes.get(chunk.index, 0) >= self._max_attempts():
-                        raise RxWorkerLostError(
-                            f"chunk {chunk.index} (tasks {chunk.start}..{chunk.stop - 1}) of job {job.job_id}: "
-                            f"the worker process died on each of {crashes[chunk.index]} attempts ({exc})"
-                        ) from exc
-                    submit(chunk)
-                else:
-                    raise _executor_failure(exc, chunk, job, executor) from exc
+                if isinstance(exc, ChunkCanceled) or job.should_stop():
+                    continue
+                if pool.lost(shipment, chunk, future, exc):
+                    crashes[chunk.index] = crashes.get(chunk.index, 0) + 1
+                if crashes.get(chunk.index, 0) >= pool.max_attempts():
+                    raise RxWorkerLostError(
+                        f"chunk {chunk.index} (tasks {chunk.start}..{chunk.stop - 1}) of job {job.job_id}: "
+                        f"the worker process died on each of {crashes[chunk.index]} attempts ({exc})"
+                    ) from exc
+                if not run.submit(chunk):
+                    return
         finally:
-            with self._jobs_lock:
-                self._jobs.pop(job.job_id, None)
-                self._stops.pop(job.job_id, None)
-            leftover = list(pending)
-            if isinstance(stop, FileStopFlag):
-                if leftover:
-                    stop.set()
-                    _remove_when_done(stop, leftover)
-                    if not job.cancelled():  # a failed job: its stuck chunks are stopped like a canceled job's
-                        threading.Thread(target=self._stop_if_stuck, args=(leftover,), daemon=True).start()
-            else:
-                for future in leftover:
-                    future.cancel()
-            self._release_payload(ref)
+            with self._runs_lock:
+                self._runs.pop(job.job_id, None)
+            pool.release(shipment, run.end())
 
-    def cancel(self, job: RxJob) -> None:
-        with self._jobs_lock:
-            futures = list(self._jobs.get(job.job_id, {}))
-            stop = self._stops.get(job.job_id)
-        if isinstance(stop, FileStopFlag):
-            stop.set()
-            if futures:
-                threading.Thread(target=self._stop_if_stuck, args=(futures,), daemon=True).start()
-        else:
-            for future in futures:
-                future.cancel()  # running in-process chunks stop between tasks (job.stop_event)
-
-    def _stop_if_stuck(self, futures: list[Future[Any]]) -> None:
-        """A task that ignores the stop flag (say, an endless loop) gets its process stopped."""
-        _, not_done = wait(futures, timeout=self.cancel_grace_seconds)
-        if not_done:
-            self._stop_running()
+    def cancel(self, job: JobSink) -> None:
+        with self._runs_lock:
+            run = self._runs.get(job.job_id)
+        if run is not None:
+            run.stop()  # in-process chunks already running stop between tasks (job.stop_event)
 
     def close(self) -> None:
-        with self._private_lock:
-            cleanup, self._private_cleanup, self._private = self._private_cleanup, None, None
-        if cleanup is not None:
-            cleanup()  # removes the directory now (a finalizer runs at most once)
+        """Release the pool: at once if jobs are still running on it, else once its workers are done."""
+        with self._runs_lock:
+            busy = bool(self._runs)
+        self._pool.close(now=busy)
         super().close()
 
 
-def _executor_failure(exc: BaseException, chunk: Chunk, job: RxJob, executor: Executor) -> BaseException:
+# ---------------------------------------------------------------- any caller's executor
+
+
+def executor_failure(exc: BaseException, chunk: Chunk, job_id: str, executor: Any) -> BaseException:
     """An error of the executor itself (not of the user's function, which run_chunk catches) as an RxError."""
     if isinstance(exc, RxError):
         return exc
-    where = f"chunk {chunk.index} (tasks {chunk.start}..{chunk.stop - 1}) of job {job.job_id}"
+    where = f"chunk {chunk.index} (tasks {chunk.start}..{chunk.stop - 1}) of job {job_id}"
     kind = type(executor).__name__
     if isinstance(exc, BrokenExecutor):
         return RxWorkerLostError(
@@ -284,7 +339,7 @@ def _executor_failure(exc: BaseException, chunk: Chunk, job: RxJob, executor: Ex
     return RxJobError(f"{where}: the {kind} could not run it: {type(exc).__name__}: {exc}")
 
 
-def _unguarded_script_hint(executor: Executor) -> str:
+def _unguarded_script_hint(executor: Any) -> str:
     """Why a caller's process pool may lose its workers at once in a plain script, and the fix.
 
     A ``ProcessPoolExecutor`` that starts workers by "spawn" or "forkserver"
@@ -309,6 +364,52 @@ def _unguarded_script_hint(executor: Executor) -> str:
         f"starts its workers by {how}, so each worker re-runs the script and dies in its own rx_exec. Put the script's "
         'code under `if __name__ == "__main__":`, or use RxLocalParallel, whose workers never re-run the script'
     )
+
+
+class ExecutorPool(ChunkPool):
+    """A caller's executor, used as it is: rxspark never shuts it down or replaces it.
+
+    Threads (``ThreadPoolExecutor``) share this process: the payload is not
+    serialized and a stopped job's running chunks see its ``stop_event``
+    between tasks. Process pools of this machine (``ProcessPoolExecutor``,
+    loky) get a :class:`FileStopFlag` instead of cancelled futures. Elsewhere
+    (Dask, mpi4py) only queued chunks can be stopped, by cancelling their
+    futures. A worker the executor lost fails the job: rxspark cannot repair
+    an executor it does not own.
+    """
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+        self.in_process = isinstance(executor, ThreadPoolExecutor)
+        self.local_processes = not self.in_process and (
+            isinstance(executor, ProcessPoolExecutor) or type(executor).__module__.startswith("loky")
+        )
+        self._private = PrivateDir()
+
+    def ship(self, job: JobSink) -> Shipment:
+        if self.in_process:
+            return Shipment(job.job_id, LocalPayload(job.job_id, job.plan.payload), job.stop_event)
+        stop = FileStopFlag(self._private.join(f"{job.job_id}.stop")) if self.local_processes else None
+        return Shipment(job.job_id, InlinePayload(job.job_id, job.plan.payload_blob), stop)
+
+    def submit(self, shipment: Shipment, chunk: Chunk) -> Future[ChunkResult]:
+        try:
+            return self.executor.submit(run_chunk, shipment.ref, chunk, not self.in_process, None, shipment.stop)
+        except Exception as exc:  # a shut-down or broken executor
+            raise executor_failure(exc, chunk, shipment.job_id, self.executor) from exc
+
+    def lost(self, shipment: Shipment, chunk: Chunk, future: Future[ChunkResult], exc: BaseException) -> bool:
+        raise executor_failure(exc, chunk, shipment.job_id, self.executor) from exc
+
+    def stop(self, shipment: Shipment, futures: list[Future[ChunkResult]]) -> None:
+        if isinstance(shipment.stop, FileStopFlag):
+            shipment.stop.set()  # and no future.cancel() (see FileStopFlag)
+            return
+        for future in futures:
+            future.cancel()
+
+    def close(self, now: bool) -> None:
+        self._private.remove()
 
 
 class RxForeachDoPar(ExecutorContext):
@@ -336,14 +437,9 @@ class RxForeachDoPar(ExecutorContext):
                 f"loky, dask client.get_executor() ...), got {type(executor).__name__}"
             )
         check_positive_int("RxForeachDoPar", "num_workers", num_workers)
-        super().__init__(wait=wait, **kwargs)
+        super().__init__(ExecutorPool(executor), wait=wait, **kwargs)
         self.executor = executor
         self.num_workers = num_workers
-        # Threads share this process: no serialization, and a cancel stops running chunks between tasks.
-        self.in_process = isinstance(executor, ThreadPoolExecutor)
-
-    def _local_processes(self) -> bool:
-        return isinstance(self.executor, ProcessPoolExecutor) or type(self.executor).__module__.startswith("loky")
 
     def parallelism(self) -> int:
         if self.num_workers:
@@ -351,11 +447,9 @@ class RxForeachDoPar(ExecutorContext):
         workers = getattr(self.executor, "_max_workers", None)
         return workers if isinstance(workers, int) and workers > 0 else (os.cpu_count() or 1)
 
-    def _executor(self) -> Executor:
-        return self.executor
-
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "executor": type(self.executor).__name__}
 
     def __repr__(self) -> str:
         return f"RxForeachDoPar({type(self.executor).__name__}, wait={self.wait})"
+

@@ -1,4 +1,11 @@
-"""Local compute contexts: sequential in this process, and a local process pool."""
+"""Local compute contexts: sequential in this process, and rxspark's own local process pool.
+
+``RxLocalSeq`` runs every chunk here, in order. ``RxLocalParallel`` is the
+shared run loop (executor.py) on a :class:`LokyPool`: loky worker processes
+that never re-run the user's script, a replacement pool when a worker dies,
+crash attribution from per-chunk marker files, and a stop by kill for chunks
+that ignore their stop flag.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +15,16 @@ import signal
 import threading
 import time
 import weakref
-from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future, wait
 from concurrent.futures.process import BrokenProcessPool  # loky's pool errors derive from it
 from typing import TYPE_CHECKING, Any
 
 from ..options import cores_to_use, get_option
-from ..worker import ChunkCanceled, FilePayload, InlinePayload, LocalPayload, PayloadRef, forget, run_chunk
-from .base import ComputeContext, check_positive_int
-from .executor import ExecutorContext
+from ..worker import ChunkCanceled, ChunkResult, FilePayload, InlinePayload, LocalPayload, PayloadRef, forget, run_chunk
+from .base import ComputeContext, JobSink, check_positive_int
+from .executor import ChunkPool, ExecutorContext, FileStopFlag, PrivateDir, Shipment, executor_failure
 
 if TYPE_CHECKING:
-    from ..jobs import RxJob
     from ..plan import Chunk
 
 
@@ -34,7 +39,7 @@ class RxLocalSeq(ComputeContext):
 
     name = "RxLocalSeq"
 
-    def run_chunks(self, job: RxJob) -> None:
+    def run_chunks(self, job: JobSink) -> None:
         ref = LocalPayload(job.job_id, job.plan.payload)
         try:
             for chunk in job.plan.chunks:
@@ -150,6 +155,179 @@ def _running_markers(private_dir: str) -> list[tuple[int, str, int]]:
     return found
 
 
+class LokyPool(ChunkPool):
+    """rxspark's own pool of local worker processes (loky's process executor), one per RxLocalParallel.
+
+    Started on first use and reused across jobs. A worker process that dies
+    breaks the loky executor; the pool then starts a new one and tells which
+    chunk's process died on its own (its exit code is its own, and its
+    ``.running`` marker names the chunk), so only that chunk is charged an
+    attempt. Chunks of a stopped job get a :class:`FileStopFlag`; those still
+    running ``cancel_grace_seconds`` later get their processes killed (a new
+    executor starts on next use, and other jobs' chunks on the killed one run
+    again, free).
+
+    Args:
+        num_workers: Number of processes; None: ``rx_options()["num_cores_to_use"]`` at first use.
+    """
+
+    # Seconds a stopped job's running chunks get to notice their stop flag before the processes are killed.
+    cancel_grace_seconds = 2.0
+
+    def __init__(self, num_workers: int | None) -> None:
+        self.num_workers = num_workers
+        self._private = PrivateDir()
+        self._executor: Executor | None = None
+        self._lock = threading.Lock()
+        # Executors this pool killed on purpose (stop, close): nobody's chunk crashed.
+        self._killed: weakref.WeakSet[Executor] = weakref.WeakSet()
+        # Each executor's start method, which keeps its worker processes (and so their pids and exit codes).
+        self._contexts: weakref.WeakKeyDictionary[Executor, _RecordingContext] = weakref.WeakKeyDictionary()
+        # Which executor each chunk's future runs on, and what each broken executor's crash was.
+        self._where: weakref.WeakKeyDictionary[Future[Any], Executor] = weakref.WeakKeyDictionary()
+        self._blame: weakref.WeakKeyDictionary[Executor, set[tuple[str, int]] | None] = weakref.WeakKeyDictionary()
+        # Executors not shut down yet; the finalizer holds this set, not the pool, so a context
+        # nobody references is collected and takes its processes with it.
+        self._live: set[Executor] = set()
+        self._finalizer = weakref.finalize(self, _shutdown_pools, self._live)
+
+    def workers(self) -> int:
+        return self.num_workers or cores_to_use()
+
+    # ------------------------------------------------------------ the ChunkPool interface
+
+    def ship(self, job: JobSink) -> Shipment:
+        blob = job.plan.payload_blob
+        stop = FileStopFlag(self._private.join(f"{job.job_id}.stop"))
+        if len(blob) <= SPILL_BYTES:
+            return Shipment(job.job_id, InlinePayload(job.job_id, blob), stop)
+        path = self._private.join(f"{job.job_id}.payload")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+            f.write(blob)
+        return Shipment(job.job_id, FilePayload(job.job_id, path), stop)
+
+    def submit(self, shipment: Shipment, chunk: Chunk) -> Future[ChunkResult]:
+        args = (self._private.path(), shipment.ref, chunk, shipment.stop)
+        executor = self._current()
+        try:
+            future = executor.submit(_run_tracked, *args)
+        except Exception as exc:  # an executor that lost a worker while idle, or that a stop killed just now
+            if not _is_worker_loss(exc):
+                raise executor_failure(exc, chunk, shipment.job_id, executor) from exc
+            self._recover(executor)
+            executor = self._current()
+            future = executor.submit(_run_tracked, *args)
+        self._where[future] = executor
+        return future
+
+    def lost(self, shipment: Shipment, chunk: Chunk, future: Future[ChunkResult], exc: BaseException) -> bool:
+        broken = self._where.get(future)
+        if not _is_worker_loss(exc):
+            raise executor_failure(exc, chunk, shipment.job_id, broken) from exc
+        if broken is None:  # not one of this pool's futures (never happens): charge it
+            return True
+        crashed = self._crashed(broken)
+        self._recover(broken)  # before the caller may raise too: the next job needs a working pool
+        return crashed is None or (shipment.job_id, chunk.index) in crashed
+
+    def stop(self, shipment: Shipment, futures: list[Future[ChunkResult]]) -> None:
+        shipment.stop.set()
+        if futures:
+            threading.Thread(target=self._kill_if_stuck, args=(futures,), name="rxspark-stop", daemon=True).start()
+
+    def max_attempts(self) -> int:
+        return get_option("max_chunk_attempts")
+
+    def close(self, now: bool) -> None:
+        """Stop the processes: at once if jobs are still running on them, else after the workers exit."""
+        if now:
+            self._kill()
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            self._shutdown(executor, wait=True)
+        self._private.remove()
+
+    # ------------------------------------------------------------ the loky executor
+
+    def _current(self) -> Executor:
+        with self._lock:
+            if self._executor is None:
+                workers = self.workers()
+                context = _RecordingContext(workers)
+                env = {} if _LEAK_LIMIT_VARIABLE in os.environ else {_LEAK_LIMIT_VARIABLE: "1e18"}
+                # Not loky.get_reusable_executor(): that is one pool per process, and two contexts
+                # (or a cancel in one) must not stop each other's pools.
+                self._executor = _loky().ProcessPoolExecutor(max_workers=workers, context=context, env=env)
+                self._contexts[self._executor] = context
+                self._live.add(self._executor)
+            return self._executor
+
+    def _shutdown(self, executor: Executor, wait: bool, kill_workers: bool = False) -> None:
+        self._live.discard(executor)
+        executor.shutdown(wait=wait, kill_workers=kill_workers)  # type: ignore[call-arg]  # loky's executor
+
+    def _recover(self, broken: Executor) -> None:
+        """The next chunk goes to a new executor; ``broken`` is shut down."""
+        with self._lock:
+            if self._executor is broken:
+                self._executor = None
+        self._shutdown(broken, wait=False)
+
+    def _crashed(self, broken: Executor) -> set[tuple[str, int]] | None:
+        """(job id, chunk) of the chunks whose own process died when ``broken`` lost a worker.
+
+        Only those are charged an attempt; chunks that were queued, or whose
+        process the broken executor stopped, run again for free. None when it
+        cannot be told: then every chunk the loss hit is charged. Worked out
+        once per broken executor, for every job that had chunks on it.
+        """
+        if broken in self._killed:
+            return set()
+        if broken in self._blame:
+            return self._blame[broken]
+        # The executor's processes: the one that died on its own has its own exit code, the others
+        # get SIGKILL from the broken executor (loky kills them all once one dies).
+        context = self._contexts.get(broken)
+        processes = list(context.processes().items()) if context is not None else []
+        crashed: set[tuple[str, int]] | None = None
+        if processes:
+            deadline = time.monotonic() + _EXIT_CODE_WAIT
+            while any(p.exitcode is None for _, p in processes) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            died = {pid for pid, p in processes if p.exitcode not in (None, -signal.SIGKILL)}
+            markers = [m for m in _running_markers(self._private.path()) if m[0] in died]
+            # No marker: it died outside any chunk (or cannot be told): every chunk it hit is charged.
+            crashed = {(job_id, chunk) for _, job_id, chunk in markers} if markers else None
+        self._blame[broken] = crashed
+        return crashed
+
+    def _kill_if_stuck(self, futures: list[Future[Any]]) -> None:
+        """A task that ignores the stop flag (say, an endless loop) gets its process killed."""
+        _, not_done = wait(futures, timeout=self.cancel_grace_seconds)
+        if not_done:
+            self._kill()
+
+    def _kill(self) -> None:
+        """Kill the current executor's processes; a new executor starts on next use.
+
+        Chunks of other jobs on it fail with loky's ``ShutdownExecutorError``
+        and are run again (worker loss), so they are delayed, not lost.
+        """
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        self._killed.add(executor)
+        self._shutdown(executor, wait=False, kill_workers=True)
+
+
+def _is_worker_loss(exc: BaseException) -> bool:
+    # A dead worker (TerminatedWorkerError, a BrokenProcessPool), or an executor this pool killed
+    # (stop, close) under a chunk or just before its submit (ShutdownExecutorError).
+    return isinstance(exc, (BrokenProcessPool, _loky().process_executor.ShutdownExecutorError))
+
+
 class RxLocalParallel(ExecutorContext):
     """Run chunks in a pool of local worker processes.
 
@@ -172,120 +350,19 @@ class RxLocalParallel(ExecutorContext):
 
     def __init__(self, num_workers: int | None = None, wait: bool = True, **kwargs: Any) -> None:
         check_positive_int("RxLocalParallel", "num_workers", num_workers)
-        super().__init__(wait=wait, **kwargs)
-        self.num_workers = num_workers
-        self._pool: Executor | None = None
-        self._pool_lock = threading.Lock()
-        # Pools this context terminated on purpose (cancel, close): nobody's chunk crashed.
-        self._stopped: weakref.WeakSet[Executor] = weakref.WeakSet()
-        # Each pool's start method, which keeps its worker processes (and so their pids and exit codes).
-        self._contexts: weakref.WeakKeyDictionary[Executor, _RecordingContext] = weakref.WeakKeyDictionary()
-        # Pools not shut down yet; the finalizer holds this set, not the context, so a context
-        # nobody references is collected and takes its pool with it.
-        self._live_pools: set[Executor] = set()
-        self._pools_finalizer = weakref.finalize(self, _shutdown_pools, self._live_pools)
+        self._loky = LokyPool(num_workers)
+        super().__init__(self._loky, wait=wait, **kwargs)
+
+    @property
+    def num_workers(self) -> int | None:
+        return self._loky.num_workers
 
     def parallelism(self) -> int:
-        return self.num_workers or cores_to_use()
-
-    def _executor(self) -> Executor:
-        with self._pool_lock:
-            if self._pool is None:
-                workers = self.parallelism()
-                context = _RecordingContext(workers)
-                env = {} if _LEAK_LIMIT_VARIABLE in os.environ else {_LEAK_LIMIT_VARIABLE: "1e18"}
-                # Not loky.get_reusable_executor(): that is one pool per process, and two contexts
-                # (or a cancel in one) must not stop each other's pools.
-                self._pool = _loky().ProcessPoolExecutor(max_workers=workers, context=context, env=env)
-                self._contexts[self._pool] = context
-                self._live_pools.add(self._pool)
-            return self._pool
-
-    def _shutdown_pool(self, pool: Executor, wait: bool, kill_workers: bool = False) -> None:
-        self._live_pools.discard(pool)
-        pool.shutdown(wait=wait, kill_workers=kill_workers)  # type: ignore[call-arg]  # loky's executor
-
-    def _payload_ref(self, job: RxJob) -> PayloadRef:
-        blob = job.plan.payload_blob
-        if len(blob) <= SPILL_BYTES:
-            return InlinePayload(job.job_id, blob)
-        path = os.path.join(self._private_dir(), f"{job.job_id}.payload")
-        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
-            f.write(blob)
-        return FilePayload(job.job_id, path)
-
-    def _release_payload(self, ref: PayloadRef) -> None:
-        if isinstance(ref, FilePayload):
-            try:
-                os.unlink(ref.path)
-            except FileNotFoundError:
-                pass
-
-    def _local_processes(self) -> bool:
-        return True
-
-    def _task(self, ref: PayloadRef, chunk: Chunk, stop: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-        return _run_tracked, (self._private_dir(), ref, chunk, stop)
-
-    def _crashed_chunks(self, job: RxJob, broken: Executor) -> set[int] | None:
-        if broken in self._stopped:
-            return set()
-        # The pool's processes: the one that died on its own has its own exit code, the others
-        # get SIGKILL from the broken pool (loky kills them all once one dies).
-        context = self._contexts.get(broken)
-        processes = list(context.processes().items()) if context is not None else []
-        if not processes:
-            return None
-        deadline = time.monotonic() + _EXIT_CODE_WAIT
-        while any(p.exitcode is None for _, p in processes) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        died = {pid for pid, p in processes if p.exitcode not in (None, -signal.SIGKILL)}
-        markers = [m for m in _running_markers(self._private_dir()) if m[0] in died]
-        if not markers:
-            return None  # it died outside any chunk (or cannot be told): charge every chunk it hit
-        return {chunk for _, job_id, chunk in markers if job_id == job.job_id}
-
-    def _max_attempts(self) -> int:
-        return get_option("max_chunk_attempts")
-
-    def _is_worker_loss(self, exc: BaseException) -> bool:
-        # A dead worker (TerminatedWorkerError, a BrokenProcessPool), or a pool this context stopped
-        # (cancel, close) under a chunk or just before its submit (ShutdownExecutorError).
-        return isinstance(exc, (BrokenProcessPool, _loky().process_executor.ShutdownExecutorError))
-
-    def _recover(self, broken: Executor) -> None:
-        with self._pool_lock:
-            if self._pool is broken:
-                self._pool = None
-        self._shutdown_pool(broken, wait=False)
-
-    def _stop_running(self) -> None:
-        """Stop running chunks: kill the pool's processes; a new pool starts on next use.
-
-        Chunks of other jobs on the pool fail with loky's ``ShutdownExecutorError``
-        and are run again (worker loss), so they are delayed, not lost.
-        """
-        with self._pool_lock:
-            pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        self._stopped.add(pool)
-        self._shutdown_pool(pool, wait=False, kill_workers=True)
-
-    def close(self) -> None:
-        """Stop the pool: at once if jobs are still running on it, else after the workers exit."""
-        with self._jobs_lock:
-            busy = bool(self._jobs)
-        if busy:
-            self._stop_running()
-        with self._pool_lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            self._shutdown_pool(pool, wait=True)
-        super().close()
+        return self._loky.workers()
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "num_workers": self.num_workers}
 
     def __repr__(self) -> str:
         return f"RxLocalParallel(num_workers={self.num_workers}, wait={self.wait})"
+
