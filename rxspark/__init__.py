@@ -52,10 +52,10 @@ __version__ = "0.1.0"
 
 # Names whose modules import pyspark (lazily, on use): resolved on first access.
 _LAZY = {
-    "RxSpark": "rxspark.contexts.spark",
-    "rx_spark_connect": "rxspark.contexts.spark",
-    "rx_spark_disconnect": "rxspark.contexts.spark",
-    "rx_get_pyspark_connection": "rxspark.contexts.spark",
+    "RxSpark": "rxspark.contexts.spark.context",
+    "rx_spark_connect": "rxspark.contexts.spark.context",
+    "rx_spark_disconnect": "rxspark.contexts.spark.context",
+    "rx_get_pyspark_connection": "rxspark.contexts.spark.context",
 }
 
 

@@ -1,0 +1,297 @@
+"""The engine of classic SparkSessions: a job's chunks as the partitions of one Spark job.
+
+The shape of a job on a classic session (a JVM driver in this process):
+
+* the payload (function, shared arguments, exec objects) is one broadcast
+  variable, deserialized once per Python worker process and cached there;
+* the chunks become an RDD with exactly one chunk per partition; without
+  per-call arguments a chunk is only ``(index, start, stop)``;
+* each partition runs :func:`rxspark.worker.run_chunk` and sends its
+  :class:`~rxspark.worker.ChunkResult` back through an accumulator, which
+  Spark merges on the driver as each task succeeds (once per partition, never
+  for failed attempts), so results stream in as partitions finish;
+* every ``rx_exec`` is one Spark job in its own job group (named after the
+  function, cancellable); user exceptions are data, so Spark retries only
+  infrastructure failures, and a retried partition replays the same RNG stream.
+
+pyspark is imported only inside functions (this module is imported with ``RxSpark``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import queue
+import re
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ...errors import RxJobError, RxWorkerLostError
+from ...worker import load_payload, run_chunk
+from .engine import SparkEngine, chunk_result, progress_bar
+
+if TYPE_CHECKING:
+    from ..base import JobSink
+
+
+# ---------------------------------------------------------------- worker side
+
+
+@dataclass(frozen=True)
+class BroadcastPayload:
+    """The payload as a Spark broadcast variable (bytes), loaded once per worker process."""
+
+    key: str
+    broadcast: Any
+
+    def load(self) -> Any:
+        return load_payload(self.broadcast.value)  # fetch errors propagate (Spark retries); unpickling ones are the job's
+
+
+def _channel_param() -> Any:
+    from pyspark.accumulators import AccumulatorParam
+
+    class ChunkChannel(AccumulatorParam):
+        """Carries ChunkResults from tasks to the driver.
+
+        On a worker the accumulator collects the partition's serialized
+        results; on the driver each task's collection is handed to ``sink``
+        (the job's queue) and nothing is kept.
+        """
+
+        def __init__(self, sink: Any = None) -> None:
+            self.sink = sink
+
+        def __getstate__(self) -> dict[str, Any]:
+            return {}  # the sink stays on the driver
+
+        def __setstate__(self, state: dict[str, Any]) -> None:
+            self.sink = None
+
+        def zero(self, value: Any) -> list[bytes]:
+            return []
+
+        def addInPlace(self, acc: list[bytes], item: Any) -> list[bytes]:  # noqa: N802 - pyspark's name
+            if self.sink is None:
+                acc.append(item)
+                return acc
+            for blob in item:
+                self.sink(blob)
+            return acc
+
+    return ChunkChannel
+
+
+def _run_partition(ref: BroadcastPayload, channel: Any, iterator: Any) -> Any:
+    for chunk in iterator:
+        result = run_chunk(ref, chunk, serialize_results=True)
+        channel.add(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+    return iter(())
+
+
+def _run_once_per_node(ref: BroadcastPayload, channel: Any, chunks: list[Any], nodes: list[str], iterator: Any) -> Any:
+    from pyspark import BarrierTaskContext
+
+    context = BarrierTaskContext.get()
+    addresses = [info.address for info in context.getTaskInfos()]
+    mine = addresses[context.partitionId()]
+    if addresses.index(mine) == context.partitionId() and mine in nodes:
+        result = run_chunk(ref, chunks[nodes.index(mine)], serialize_results=True, node=mine)
+        channel.add(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+    return iter(())
+
+
+def _executor_addresses(iterator: Any) -> Any:
+    from pyspark import BarrierTaskContext
+
+    context = BarrierTaskContext.get()
+    if context.partitionId() == 0:
+        yield sorted({info.address for info in context.getTaskInfos()})
+
+
+# ---------------------------------------------------------------- the engine
+
+
+class ClassicEngine(SparkEngine):
+    """Runs jobs on a classic SparkSession through its ``SparkContext``."""
+
+    def __init__(self, session: Any) -> None:
+        super().__init__(session)
+        self._nodes: tuple[tuple[str, ...], list[str]] | None = None
+
+    @staticmethod
+    def accepts(session: Any) -> bool:
+        # A Spark Connect session has no sparkContext (it raises an AttributeError): not this engine's.
+        return hasattr(session, "sparkContext")
+
+    def alive(self) -> bool:
+        return self.session.sparkContext._jsc is not None
+
+    def parallelism(self) -> int:
+        return int(self.session.sparkContext.defaultParallelism)
+
+    def slots(self) -> int:
+        jsc = self.session.sparkContext._jsc.sc()
+        try:
+            return int(jsc.maxNumConcurrentTasks(jsc.resourceProfileManager().defaultResourceProfile()))
+        except Exception:  # noqa: BLE001 - internal API; fall back to the public figure
+            return self.parallelism()
+
+    def nodes(self) -> list[str]:
+        """Executor addresses (host:port), found by a small barrier job and cached per executor set."""
+        sc = self.session.sparkContext
+        ids = sc._jsc.sc().getExecutorIds()
+        key = tuple(sorted(ids.apply(i) for i in range(ids.size())))
+        if self._nodes is not None and self._nodes[0] == key:
+            return list(self._nodes[1])
+        slots = max(1, self.slots())
+        sc.setJobDescription("rxspark: find executors")
+        try:
+            (addresses,) = sc.parallelize(range(slots), slots).barrier().mapPartitions(_executor_addresses).collect()
+        finally:
+            sc.setJobDescription(None)
+        self._nodes = (key, addresses)
+        return list(addresses)
+
+    def run_chunks(self, job: JobSink, progress: bool | None) -> None:
+        sc = self.session.sparkContext
+        plan = job.plan
+        if not plan.chunks:
+            return
+        results: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        accumulator = sc.accumulator([], _channel_param()(results.put))
+        broadcast = sc.broadcast(plan.payload_blob)
+        ref = BroadcastPayload(job.job_id, broadcast)
+        done = object()
+
+        def action() -> None:
+            try:
+                sc.setJobGroup(job.job_id, f"rxspark: {plan.function_name} ({plan.n_tasks} tasks)", interruptOnCancel=True)
+                if plan.once_per_elem:
+                    assert plan.nodes is not None
+                    slots = max(1, self.slots())
+                    run = _bind(_run_once_per_node, ref, accumulator, plan.chunks, plan.nodes)
+                    sc.parallelize(range(slots), slots).barrier().mapPartitions(run).collect()
+                else:
+                    rdd = sc.parallelize(plan.chunks, len(plan.chunks))
+                    rdd.foreachPartition(_bind(_run_partition, ref, accumulator))
+                results.put(done)
+            except BaseException as exc:  # noqa: BLE001 - handed to the job thread
+                results.put(exc)
+
+        runner = threading.Thread(target=action, name=f"rxspark-spark-{job.job_id}", daemon=True)
+        bar = progress_bar(progress, plan)
+        runner.start()
+        try:
+            while True:
+                try:
+                    item = results.get(timeout=0.2)
+                except queue.Empty:
+                    if job.should_stop():
+                        sc.cancelJobGroup(job.job_id)
+                        return
+                    continue
+                if item is done:
+                    break
+                if isinstance(item, BaseException):
+                    if job.should_stop():
+                        return
+                    raise _spark_failure(item, job)
+                result = chunk_result(item)
+                job.deliver(result)
+                if bar is not None:
+                    bar.update(result.stop - result.start)
+                if job.should_stop():
+                    sc.cancelJobGroup(job.job_id)
+                    return
+            # Results that arrived after the action returned are still in the queue.
+            while True:
+                try:
+                    item = results.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(item, bytes):
+                    job.deliver(chunk_result(item))
+            if plan.once_per_elem and job.delivered() < len(plan.chunks):
+                raise RxJobError(
+                    f"once_per_elem: the executors changed during job {job.job_id} (expected {plan.nodes}); run it again"
+                )
+        except KeyboardInterrupt:
+            sc.cancelJobGroup(job.job_id)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+            accumulator.accum_param.sink = None
+            _forget_accumulator(accumulator)
+            with contextlib.suppress(Exception):
+                broadcast.unpersist(blocking=False)
+
+    def cancel(self, job: JobSink) -> None:
+        with contextlib.suppress(Exception):
+            self.session.sparkContext.cancelJobGroup(job.job_id)
+
+    def describe(self) -> dict[str, Any]:
+        sc = self.session.sparkContext
+        return {
+            "master": sc.master,
+            "application_id": sc.applicationId,
+            "spark_version": sc.version,
+            "spark_conf": dict(sc.getConf().getAll()),
+        }
+
+
+def _bind(function: Any, *args: Any) -> Any:
+    """``functools.partial`` for Spark closures (partials of module functions pickle by reference)."""
+    import functools
+
+    return functools.partial(function, *args)
+
+
+def _forget_accumulator(accumulator: Any) -> None:
+    from pyspark import accumulators
+
+    accumulators._accumulatorRegistry.pop(accumulator.aid, None)
+
+
+def _spark_failure(exc: BaseException, job: JobSink) -> BaseException:
+    """Turn a failed Spark action into an rxspark error that says what happened."""
+    text = str(exc)
+    if "maxResultSize" in text:
+        return RxJobError(
+            f"job {job.job_id}: the results are larger than spark.driver.maxResultSize; raise it, e.g. "
+            "RxSpark(extra_spark_config={'spark.driver.maxResultSize': '4g'}), or return smaller results "
+            f"(Spark said: {_first_line(text)})"
+        )
+    match = re.search(r"Task (\d+) in stage [\d.]+ failed (\d+) times", text)
+    if match:
+        chunk = int(match.group(1))
+        tasks = ""
+        if chunk < len(job.plan.chunks):
+            c = job.plan.chunks[chunk]
+            tasks = f" (tasks {c.start}..{c.stop - 1})"
+        worker_died = "Python worker exited unexpectedly" in text or "crashed" in text or "EOFException" in text
+        cause = "the Python worker process died" if worker_died else "the Spark task failed"
+        return RxWorkerLostError(
+            f"chunk {chunk}{tasks} of job {job.job_id}: {cause} on each of {match.group(2)} attempts "
+            f"(spark.task.maxFailures). Spark said: {_first_line(text)}"
+        )
+    return RxJobError(f"job {job.job_id}: the Spark job failed: {_first_line(text)}")
+
+
+def _first_line(text: str) -> str:
+    """What Spark said about a failed job, in one line.
+
+    Py4J wraps Spark's exception in "An error occurred while calling ..."; the
+    useful part is the reason of the last failed attempt, or else the first
+    line of Spark's own message.
+    """
+    recent = re.search(r"most recent failure: (.+)", text)
+    if recent:
+        return recent.group(1).strip()[:400]
+    for line in text.splitlines():
+        line = line.strip().lstrip(":").strip()
+        if line and not line.startswith("An error occurred while calling"):
+            return line[:400]
+    return text.strip()[:400]

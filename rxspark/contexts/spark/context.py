@@ -1,0 +1,261 @@
+"""RxSpark, the compute context of Apache Spark, and the module functions around it.
+
+``RxSpark`` validates its arguments, holds the session (found, started or
+given: session.py) and whether rxspark started it, and hands the work to the
+engine that accepts the session's kind (:data:`ENGINES`). Connecting,
+disconnecting and the active context go through ``rxspark._active``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from typing import TYPE_CHECKING, Any
+
+from ... import _active
+from ...errors import RxArgumentError, RxArgumentTypeError
+from ..base import ComputeContext, JobSink, check_positive_int
+from . import session as sessions
+from .classic import ClassicEngine
+from .engine import SparkEngine
+
+if TYPE_CHECKING:
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+# The engines, asked in order which one runs a session's jobs: the one place an engine is chosen.
+ENGINES: tuple[type[SparkEngine], ...] = (ClassicEngine,)
+
+
+def _engine_class(session: Any) -> type[SparkEngine] | None:
+    return next((engine for engine in ENGINES if engine.accepts(session)), None)
+
+
+class RxSpark(ComputeContext):
+    """Run ``rx_exec`` jobs on Apache Spark.
+
+    With no ``spark`` session given, attaches to the active SparkSession (a
+    notebook, ``spark-submit``) or starts one: the embedded ``local[*]`` unless
+    ``master`` says otherwise. A session rxspark started is stopped by
+    ``close()``; one it attached to never is.
+
+    Args:
+        spark: A SparkSession to use.
+        master: Master URL for a new session (``local[*]``, ``local-cluster[2,1,1024]``,
+            ``spark://host:7077``, ``yarn``, ``k8s://https://host:443``). A local master
+            gets a retry count (``local[*]`` runs as ``local[*,4]``, or with
+            ``spark.task.maxFailures``), so crashed Python workers are retried there too.
+        app_name: Application name of a new session.
+        num_executors: ``spark.executor.instances``.
+        executor_cores: ``spark.executor.cores``.
+        executor_mem: ``spark.executor.memory`` (e.g. ``"4g"``).
+        driver_mem: ``spark.driver.memory``.
+        executor_overhead_mem: ``spark.executor.memoryOverhead``.
+        extra_spark_config: Any other Spark properties, as a dict.
+        packages_to_load: Modules imported on every worker for every job.
+        console_output: Print each task's output on the driver when results are collected.
+        auto_cleanup: Delete job artifacts once results are returned.
+        wait: Whether ``rx_exec`` blocks (True) or returns an ``RxJob`` (False).
+        share_dir: Where job records and shared data are kept.
+        progress: Show a progress bar: None (only when interactive), True or False.
+        startup_timeout: Seconds to wait for a new session and its executors.
+
+    Raises:
+        RxSparkUnavailableError: On first use, when Spark cannot start (no Java,
+            Java too old, unreachable master ...), with the fix in the message.
+    """
+
+    name = "RxSpark"
+
+    def __init__(
+        self,
+        spark: SparkSession | None = None,
+        master: str | None = None,
+        app_name: str = "rxspark",
+        num_executors: int | None = None,
+        executor_cores: int | None = None,
+        executor_mem: str | None = None,
+        driver_mem: str | None = None,
+        executor_overhead_mem: str | None = None,
+        extra_spark_config: dict[str, Any] | None = None,
+        packages_to_load: list[str] | None = None,
+        console_output: bool = False,
+        auto_cleanup: bool = True,
+        wait: bool = True,
+        share_dir: str | os.PathLike[str] | None = None,
+        progress: bool | None = None,
+        startup_timeout: float = 120.0,
+    ) -> None:
+        super().__init__(
+            wait=wait,
+            console_output=console_output,
+            auto_cleanup=auto_cleanup,
+            packages_to_load=packages_to_load,
+            share_dir=share_dir,
+        )
+        if spark is not None and _engine_class(spark) is None:
+            raise RxArgumentTypeError(f"RxSpark: spark must be a SparkSession, got {type(spark).__name__}")
+        if master is not None and (not isinstance(master, str) or not master):
+            raise RxArgumentError(f"RxSpark: master must be a Spark master URL string, got {master!r}")
+        if not isinstance(app_name, str) or not app_name:
+            raise RxArgumentError(f"RxSpark: app_name must be a non-empty string, got {app_name!r}")
+        check_positive_int("RxSpark", "num_executors", num_executors)
+        check_positive_int("RxSpark", "executor_cores", executor_cores)
+        for arg, value in (("executor_mem", executor_mem), ("driver_mem", driver_mem), ("executor_overhead_mem", executor_overhead_mem)):
+            if value is not None and not (isinstance(value, str) and re.fullmatch(r"\d+[kmgtp]?b?", value.lower())):
+                raise RxArgumentError(f"RxSpark: {arg} must be a size like '512m' or '4g', got {value!r}")
+        if extra_spark_config is not None and (
+            not isinstance(extra_spark_config, dict) or not all(isinstance(k, str) for k in extra_spark_config)
+        ):
+            raise RxArgumentTypeError("RxSpark: extra_spark_config must be a dict of Spark property name -> value")
+        if progress is not None and not isinstance(progress, bool):
+            raise RxArgumentTypeError(f"RxSpark: progress must be None, True or False, got {progress!r}")
+        self.master = master
+        self.app_name = app_name
+        self.num_executors = num_executors
+        self.executor_cores = executor_cores
+        self.executor_mem = executor_mem
+        self.driver_mem = driver_mem
+        self.executor_overhead_mem = executor_overhead_mem
+        self.extra_spark_config = dict(extra_spark_config or {})
+        self.progress = progress
+        self.startup_timeout = startup_timeout
+        self._lock = threading.RLock()
+        # The session and its engine are set together (both None before first use and after close()).
+        self._spark: SparkSession | None = None
+        self._engine: SparkEngine | None = None
+        self._owned = False
+        if spark is not None:
+            self._use(spark, owned=False)
+
+    # ------------------------------------------------------------ the session
+
+    def spark_config(self, master: str | None = None) -> tuple[dict[str, str], dict[str, str]]:
+        """The Spark properties a new session gets: (defaults, explicit).
+
+        Defaults apply only where nothing else (spark-submit, the environment)
+        set the property; explicit ones (constructor arguments and
+        ``extra_spark_config``) always apply.
+        """
+        return sessions.spark_config(self, master)
+
+    def connect(self) -> RxSpark:
+        """Start (or attach to) the Spark application now."""
+        self._running_engine()
+        return self
+
+    @property
+    def session(self) -> SparkSession:
+        """The SparkSession (started or attached on first use)."""
+        return self._running_engine().session
+
+    @property
+    def spark_context(self) -> SparkContext:
+        return self.session.sparkContext
+
+    @property
+    def owns_session(self) -> bool:
+        """Whether rxspark started the session (and will stop it on close)."""
+        return self._owned
+
+    def _use(self, session: SparkSession, owned: bool) -> SparkEngine:
+        engine_class = _engine_class(session)
+        if engine_class is None:
+            raise RxArgumentTypeError(f"RxSpark: spark must be a SparkSession, got {type(session).__name__}")
+        self._spark, self._owned, self._engine = session, owned, engine_class(session)
+        return self._engine
+
+    def _running_engine(self) -> SparkEngine:
+        """The engine of a running session: attached to, or started, now if need be."""
+        with self._lock:
+            if self._engine is not None and self._engine.alive():
+                return self._engine
+            active = sessions.attach(self)
+            if active is not None:
+                return self._use(active, owned=False)
+            started, master = sessions.start(self)
+            engine = self._use(started, owned=True)  # owned from here on: close() stops it even if the wait fails
+            sessions.wait_for_executors(started, master, self)
+            return engine
+
+    def close(self) -> None:
+        """Stop the Spark application if rxspark started it (never one it attached to)."""
+        with self._lock:
+            if self._spark is not None and self._owned:
+                sessions.stop(self._spark)
+            self._spark, self._engine, self._owned = None, None, False
+        super().close()
+
+    # ------------------------------------------------------------ backend interface
+
+    def parallelism(self) -> int:
+        return self._running_engine().parallelism()
+
+    def slots(self) -> int:
+        """How many tasks can run at once on the current executors."""
+        return self._running_engine().slots()
+
+    def nodes(self) -> list[str]:
+        """Executor addresses (host:port), found by a small barrier job and cached per executor set."""
+        return self._running_engine().nodes()
+
+    def run_chunks(self, job: JobSink) -> None:
+        self._running_engine().run_chunks(job, self.progress)
+
+    def cancel(self, job: JobSink) -> None:
+        engine = self._engine
+        if engine is not None:
+            engine.cancel(job)
+
+    def describe(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"context": "RxSpark", "master": self.master or "local[*]", "app_name": self.app_name}
+        engine = self._engine
+        if engine is not None:
+            info.update(engine.describe())
+        else:
+            defaults, explicit = self.spark_config()
+            info["spark_conf"] = {**defaults, **explicit}
+        return info
+
+    def __repr__(self) -> str:
+        state = "started" if self._owned else ("attached" if self._spark is not None else "not started")
+        return f"RxSpark(master={self.master or 'local[*]'!r}, {state}, wait={self.wait})"
+
+
+
+# ---------------------------------------------------------------- module functions
+
+
+def rx_spark_connect(**kwargs: Any) -> RxSpark:
+    """Create an :class:`RxSpark` context, start its application now and make it the active context.
+
+    Args:
+        **kwargs: Arguments of :class:`RxSpark`.
+
+    Returns:
+        The connected context.
+    """
+    context = RxSpark(**kwargs).connect()
+    _active.swap(context)
+    return context
+
+
+def rx_spark_disconnect(compute_context: RxSpark | None = None) -> None:
+    """Stop the Spark application rxspark started (never one it attached to) and switch to ``RxLocalSeq``.
+
+    Args:
+        compute_context: The context to disconnect; default: the active one.
+    """
+    context = compute_context if compute_context is not None else _active.current()
+    if isinstance(context, RxSpark):
+        context.close()
+    _active.swap(None)  # the default context, RxLocalSeq
+
+
+def rx_get_pyspark_connection(compute_context: RxSpark | None = None) -> SparkContext:
+    """The ``SparkContext`` behind an :class:`RxSpark` context (default: the active one)."""
+    context = compute_context if compute_context is not None else _active.current()
+    if not isinstance(context, RxSpark):
+        raise RxArgumentTypeError(f"compute_context must be an RxSpark context, got {type(context).__name__}")
+    return context.spark_context

@@ -1,0 +1,319 @@
+"""Finding, starting and stopping the SparkSession of an RxSpark context.
+
+``RxSpark()`` attaches to this process's running session (a notebook,
+``spark-submit``) or starts one. Before starting a JVM it checks what would
+otherwise fail slowly or obscurely: Java (17 or newer), and that a standalone
+or Kubernetes master answers. A new session gets defaults that make the
+embedded and local masters work out of the box (the driver's interpreter on
+the workers, loopback addresses, retries of crashed Python workers, quiet
+logs); the context's arguments and ``extra_spark_config`` always win.
+
+These functions read the context's settings (:class:`SessionSettings`) and
+keep no state: the context holds its session and whether it started it.
+pyspark is imported only here and only when a session is needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import sys
+import threading
+import time
+import warnings
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..._java import MIN_JAVA, java_version
+from ...errors import RxArgumentError, RxSparkUnavailableError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LOG4J2_PROPERTIES = os.path.join(_PACKAGE_DIR, "conf", "log4j2.properties")
+_LOCAL_MASTER = re.compile(r"^local(\[.*\])?$|^local-cluster\[.*\]$")
+_LOCAL_THREADS = re.compile(r"^local(?:\[(\*|\d+)\])?$")
+DEFAULT_LOCAL_ATTEMPTS = "4"
+
+
+class SessionSettings(Protocol):
+    """What a new session is made from (``RxSpark``'s arguments of the same names)."""
+
+    master: str | None
+    app_name: str
+    num_executors: int | None
+    executor_cores: int | None
+    executor_mem: str | None
+    driver_mem: str | None
+    executor_overhead_mem: str | None
+    extra_spark_config: dict[str, Any]
+    startup_timeout: float
+
+
+def import_pyspark() -> Any:
+    try:
+        with warnings.catch_warnings():
+            # pyspark warns at import about pandas versions it has not certified;
+            # rxspark does not use pyspark's pandas integration.
+            warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+            import pyspark
+            import pyspark.sql  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - pyspark is a core dependency
+        raise RxSparkUnavailableError("pyspark is not installed: pip install 'pyspark>=4,<5'") from exc
+    return pyspark
+
+
+# ---------------------------------------------------------------- startup checks
+
+
+def check_java() -> None:
+    major = java_version()
+    if major is None:
+        raise RxSparkUnavailableError(
+            "Spark needs Java 17 or newer and no Java was found. Fix: install a Java 17+ runtime "
+            "(Debian/Ubuntu: apt-get install openjdk-17-jre-headless) or set JAVA_HOME to one."
+        )
+    if major < MIN_JAVA:
+        raise RxSparkUnavailableError(
+            f"Spark needs Java 17 or newer; found Java {major}. Fix: install openjdk-17-jre-headless "
+            "(or newer) and point JAVA_HOME at it."
+        )
+
+
+def check_master(master: str) -> None:
+    """Fail within seconds when a standalone or Kubernetes master cannot be reached."""
+    if master.startswith("spark://"):
+        endpoints = [hp.strip() for hp in master[len("spark://") :].split(",")]
+    elif master.startswith("k8s://"):
+        url = master[len("k8s://") :]
+        url = url.split("://", 1)[-1]
+        endpoints = [url.split("/", 1)[0] if ":" in url else url.split("/", 1)[0] + ":443"]
+    elif master == "yarn":
+        if not (os.environ.get("HADOOP_CONF_DIR") or os.environ.get("YARN_CONF_DIR")):
+            raise RxSparkUnavailableError(
+                "master='yarn' needs the cluster's configuration: set HADOOP_CONF_DIR (or YARN_CONF_DIR) "
+                "to the directory holding yarn-site.xml and core-site.xml."
+            )
+        return
+    else:
+        return
+    errors = []
+    for endpoint in endpoints:
+        host, _, port = endpoint.rpartition(":")
+        try:
+            with socket.create_connection((host or endpoint, int(port or 7077)), timeout=3):
+                return
+        except (OSError, ValueError) as exc:
+            errors.append(f"{endpoint}: {exc}")
+    raise RxSparkUnavailableError(
+        f"cannot reach the Spark master {master} ({'; '.join(errors)}). Fix: start the master, or check "
+        "the URL and that this machine can reach it."
+    )
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def java_option(name: str, path: str) -> str:
+    """``-Dname=path`` for extraJavaOptions, which Spark splits at whitespace unless quoted.
+
+    A path with spaces (an installation under "My Documents") is double-quoted;
+    log4j2 takes a plain path as well as a ``file:`` URL.
+    """
+    option = f"-D{name}={path}"
+    if not re.search(r"[\s'\"\\]", path):
+        return option
+    return '"' + option.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def with_retries(master: str, conf: Any) -> str:
+    """``local[N]`` as ``local[N,F]``: Spark runs each task once on a local master whatever
+    ``spark.task.maxFailures`` says, so a crashed Python worker would fail the job. F is
+    ``spark.task.maxFailures`` when set, else 4 (Spark's default on clusters)."""
+    match = _LOCAL_THREADS.match(master)
+    if not match:
+        return master
+    attempts = conf.get("spark.task.maxFailures", None) or DEFAULT_LOCAL_ATTEMPTS
+    return f"local[{match.group(1) or 1},{attempts}]"
+
+
+def is_local(master: str) -> bool:
+    return bool(_LOCAL_MASTER.match(master))
+
+
+def spark_config(settings: SessionSettings, master: str | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """The Spark properties a new session gets: (defaults, explicit).
+
+    Defaults apply only where nothing else (spark-submit, the environment)
+    set the property; explicit ones (constructor arguments and
+    ``extra_spark_config``) always apply.
+    """
+    master = master or settings.master or "local[*]"
+    defaults: dict[str, str] = {"spark.ui.showConsoleProgress": "false"}
+    if not os.environ.get("PYSPARK_PYTHON"):
+        # Otherwise workers may run another python3, without this environment's packages.
+        defaults["spark.pyspark.python"] = sys.executable
+        defaults["spark.pyspark.driver.python"] = sys.executable
+    if is_local(master):
+        # Stay on loopback, and let workers import what the driver can (scripts' own modules).
+        defaults["spark.driver.host"] = "127.0.0.1"
+        defaults["spark.driver.bindAddress"] = "127.0.0.1"
+        defaults["spark.executorEnv.PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.exists(p))
+    if os.path.exists(LOG4J2_PROPERTIES):
+        defaults["spark.driver.extraJavaOptions"] = java_option("log4j2.configurationFile", LOG4J2_PROPERTIES)
+    explicit: dict[str, str] = {}
+    for prop, value in (
+        ("spark.executor.instances", settings.num_executors),
+        ("spark.executor.cores", settings.executor_cores),
+        ("spark.executor.memory", settings.executor_mem),
+        ("spark.driver.memory", settings.driver_mem),
+        ("spark.executor.memoryOverhead", settings.executor_overhead_mem),
+    ):
+        if value is not None:
+            explicit[prop] = str(value)
+    explicit.update({k: str(v) for k, v in settings.extra_spark_config.items()})
+    return defaults, explicit
+
+
+# ---------------------------------------------------------------- attach, start, stop
+
+
+def running_session() -> SparkSession | None:
+    """The session of this process's running SparkContext, if any.
+
+    ``SparkSession.getActiveSession()`` alone is not enough: it is per thread,
+    and a session started in another thread (or by other code) would be missed
+    and then wrongly taken over.
+    """
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    if SparkContext._active_spark_context is None:
+        return None
+    existing = getattr(SparkSession, "_instantiatedSession", None)
+    if existing is not None and existing.sparkContext is SparkContext._active_spark_context:
+        return existing
+    return SparkSession(SparkContext._active_spark_context)
+
+
+def attach(settings: SessionSettings) -> SparkSession | None:
+    """This process's running session, when there is one (and it runs on ``settings.master``, if given).
+
+    Raises:
+        RxArgumentError: A session on another master is running.
+    """
+    import_pyspark()
+    active = running_session()
+    if active is None:
+        return None
+    running = active.sparkContext.master
+    if settings.master is not None and running not in (
+        settings.master,
+        with_retries(settings.master, active.sparkContext.getConf()),
+    ):
+        raise RxArgumentError(
+            f"RxSpark: a SparkSession with master {active.sparkContext.master!r} is already active; "
+            f"stop it before starting one on {settings.master!r}, or pass spark=that_session"
+        )
+    return active
+
+
+def start(settings: SessionSettings) -> tuple[SparkSession, str]:
+    """Start a new session (and its application); returns it and the master it runs on.
+
+    Raises:
+        RxSparkUnavailableError: Java is missing or too old, the master cannot be reached, or
+            Spark did not start within ``settings.startup_timeout`` seconds.
+    """
+    import_pyspark()
+    from pyspark import SparkConf, SparkContext
+    from pyspark.sql import SparkSession
+
+    # Under spark-submit the JVM already runs and holds the submitted
+    # properties (master included): connect to it first so SparkConf sees them.
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ or SparkContext._gateway is not None
+    if submitted:
+        SparkContext._ensure_initialized()
+    conf = SparkConf()
+    master = settings.master or conf.get("spark.master", None) or "local[*]"
+    if not submitted:
+        check_java()
+    check_master(master)
+    if is_local(master):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    defaults, explicit = spark_config(settings, master)
+    for key, value in defaults.items():
+        conf.setIfMissing(key, value)
+    conf.setAll(list(explicit.items()))
+    if not os.environ.get("PYSPARK_PYTHON"):
+        # PySpark starts workers with $PYSPARK_PYTHON (else "python3", which may
+        # lack this environment's packages), whatever spark.pyspark.python says.
+        os.environ["PYSPARK_PYTHON"] = conf.get("spark.pyspark.python", None) or sys.executable
+    master = with_retries(master, conf)
+    conf.setMaster(master)
+    if settings.app_name != "rxspark" or not conf.contains("spark.app.name"):
+        conf.setAppName(settings.app_name)
+    builder = SparkSession.builder.config(conf=conf)
+    started: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                started["session"] = builder.getOrCreate()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            started["error"] = exc
+
+    thread = threading.Thread(target=run, name="rxspark-spark-start", daemon=True)
+    thread.start()
+    thread.join(settings.startup_timeout)
+    if thread.is_alive():
+        hint = ""
+        if master.startswith("spark://") and conf.get("spark.authenticate", "false").lower() != "true":
+            # A master with spark.authenticate on drops applications that do not authenticate;
+            # they only see the registration time out.
+            hint = (
+                " If the cluster requires authentication, this application must use its secret: "
+                "spark.authenticate=true and the secret in _SPARK_AUTH_SECRET (or spark.authenticate.secret)."
+            )
+        raise RxSparkUnavailableError(
+            f"Spark did not start within {settings.startup_timeout:.0f} s on master {master}. Fix: check the "
+            f"master and its resources, or raise RxSpark(startup_timeout=...).{hint}"
+        )
+    if "error" in started:
+        exc = started["error"]
+        raise RxSparkUnavailableError(
+            f"Spark could not start on master {master}: {type(exc).__name__}: {str(exc).strip()[:500]}. "
+            "Fix: run `rxspark doctor` to check Java, PySpark and the master."
+        ) from exc
+    session = started["session"]
+    session.sparkContext.setLogLevel("ERROR")
+    return session, master
+
+
+def wait_for_executors(session: SparkSession, master: str, settings: SessionSettings) -> None:
+    """On clusters, wait until the expected executors have registered."""
+    if master.startswith("local[") or master == "local":
+        return
+    match = re.match(r"local-cluster\[(\d+)", master)
+    expected = int(match.group(1)) if match else (settings.num_executors or 1)
+    jsc = session.sparkContext._jsc.sc()
+    deadline = time.monotonic() + settings.startup_timeout
+    while jsc.getExecutorIds().size() < expected:
+        if time.monotonic() > deadline:
+            raise RxSparkUnavailableError(
+                f"only {jsc.getExecutorIds().size()} of {expected} executors registered within "
+                f"{settings.startup_timeout:.0f} s on {master}. Fix: check the cluster's free cores and memory."
+            )
+        time.sleep(0.1)
+
+
+def stop(session: SparkSession) -> None:
+    """Stop a session rxspark started (never call it on one it attached to)."""
+    with contextlib.suppress(Exception):
+        session.stop()
