@@ -3,7 +3,8 @@
 ``rx_exec`` parses and validates its arguments into a :class:`~rxspark.plan.TaskPlan`
 (nothing runs before that succeeds), creates an :class:`~rxspark.jobs.RxJob`
 and hands it to the compute context: in this thread when waiting, in a
-background thread otherwise.
+background thread otherwise. A context named by a string (``"localpar"``) is
+made by the backend that registered the name (``contexts/registry.py``).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import _active as _slot
+from .contexts import registry
 from .contexts.base import ComputeContext
-from .contexts.local import RxLocalParallel, RxLocalSeq
-from .errors import RxArgumentError, RxArgumentTypeError
+from .contexts.local import RxLocalSeq
+from .errors import RxArgumentTypeError
 from .jobs import RxJob
 from .plan import _check_bool, build_plan, rx_elem_arg
 
@@ -24,40 +26,12 @@ __all__ = ["rx_exec", "rx_elem_arg", "rx_set_compute_context", "rx_get_compute_c
 
 _slot.set_default(RxLocalSeq())
 
-_NAMES = {
-    "local": "RxLocalSeq",
-    "rxlocalseq": "RxLocalSeq",
-    "localpar": "RxLocalParallel",
-    "rxlocalparallel": "RxLocalParallel",
-    "spark": "RxSpark",
-    "rxspark": "RxSpark",
-    "dopar": "RxForeachDoPar",
-    "rxforeachdopar": "RxForeachDoPar",
-}
-
 
 def _context_from(value: Any, argument: str) -> ComputeContext:
     if isinstance(value, ComputeContext):
         return value
     if isinstance(value, str):
-        kind = _NAMES.get(value.lower())
-        if kind == "RxLocalSeq":
-            return RxLocalSeq()
-        if kind == "RxLocalParallel":
-            return RxLocalParallel()
-        if kind == "RxSpark":
-            from .contexts.spark import RxSpark
-
-            return RxSpark()
-        if kind == "RxForeachDoPar":
-            raise RxArgumentError(
-                f"{argument}: 'dopar' needs an executor; pass RxForeachDoPar(executor) "
-                "(e.g. RxForeachDoPar(concurrent.futures.ThreadPoolExecutor(4)))"
-            )
-        raise RxArgumentError(
-            f"{argument}: unknown compute context name {value!r}; use a context object or one of "
-            "'local'/'RxLocalSeq', 'localpar'/'RxLocalParallel', 'spark'/'RxSpark', 'dopar'/'RxForeachDoPar'"
-        )
+        return registry.create(value, argument)  # each backend registered its names (contexts/registry.py)
     raise RxArgumentTypeError(f"{argument} must be a compute context or its name, got {type(value).__name__}")
 
 

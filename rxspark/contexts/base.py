@@ -6,8 +6,10 @@ A backend is a :class:`ComputeContext` subclass that implements
 where they differ from the defaults, :meth:`~ComputeContext.parallelism`,
 :meth:`~ComputeContext.nodes`, :meth:`~ComputeContext.cancel` and
 :meth:`~ComputeContext.close`. It sees a job only through :class:`JobSink`.
-Everything else (validation, ordering, failure policy, RNG, output capture,
-job records) lives once, outside the backends.
+Its module registers the backend's names (:func:`rxspark.contexts.registry.register`),
+so ``rx_set_compute_context("name")`` finds it. Everything else (validation,
+ordering, failure policy, RNG, output capture, job records) lives once,
+outside the backends.
 """
 
 from __future__ import annotations

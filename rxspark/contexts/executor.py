@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import RxArgumentTypeError, RxError, RxJobError, RxWorkerLostError
 from ..worker import ChunkCanceled, ChunkResult, FilePayload, InlinePayload, LocalPayload, PayloadRef, forget, run_chunk
+from . import registry
 from .base import ComputeContext, JobSink, check_positive_int
 
 if TYPE_CHECKING:
@@ -453,3 +454,9 @@ class RxForeachDoPar(ExecutorContext):
     def __repr__(self) -> str:
         return f"RxForeachDoPar({type(self.executor).__name__}, wait={self.wait})"
 
+
+registry.register(
+    "dopar",
+    "RxForeachDoPar",
+    needs="needs an executor; pass RxForeachDoPar(executor) (e.g. RxForeachDoPar(concurrent.futures.ThreadPoolExecutor(4)))",
+)

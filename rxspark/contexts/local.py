@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..options import cores_to_use, get_option
 from ..worker import ChunkCanceled, ChunkResult, FilePayload, InlinePayload, LocalPayload, PayloadRef, forget, run_chunk
+from . import registry
 from .base import ComputeContext, JobSink, check_positive_int
 from .executor import ChunkPool, ExecutorContext, FileStopFlag, PrivateDir, Shipment, executor_failure
 
@@ -366,3 +367,6 @@ class RxLocalParallel(ExecutorContext):
     def __repr__(self) -> str:
         return f"RxLocalParallel(num_workers={self.num_workers}, wait={self.wait})"
 
+
+registry.register("local", "RxLocalSeq", factory=RxLocalSeq)
+registry.register("localpar", "RxLocalParallel", factory=RxLocalParallel)

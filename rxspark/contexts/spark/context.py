@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ... import _active
 from ...errors import RxArgumentError, RxArgumentTypeError
+from .. import registry
 from ..base import ComputeContext, JobSink, check_positive_int
 from . import session as sessions
 from .classic import ClassicEngine
@@ -222,6 +223,8 @@ class RxSpark(ComputeContext):
         state = "started" if self._owned else ("attached" if self._spark is not None else "not started")
         return f"RxSpark(master={self.master or 'local[*]'!r}, {state}, wait={self.wait})"
 
+
+registry.register("spark", "RxSpark", factory=RxSpark)
 
 
 # ---------------------------------------------------------------- module functions
