@@ -63,9 +63,15 @@ class RxJob(BaseJob):
     ``add_done_callback`` and ``concurrent.futures.wait`` / ``as_completed``
     work as usual. ``result()`` returns what a waiting ``rx_exec`` returns.
 
+    To its compute context it is a :class:`~rxspark.contexts.base.JobSink`
+    (``job_id``, ``plan``, ``stop_event``, ``deliver``, ``should_stop``,
+    ``delivered``): the only part of it a backend uses.
+
     Attributes:
         job_id: Unique id of the job (also accepted by the ``rx_get_job_*`` functions).
         rng_seed: The seed in force (the drawn one for ``rng_seed="auto"``), or None.
+        plan: The job's :class:`~rxspark.plan.TaskPlan`.
+        context: The compute context that runs it.
     """
 
     def __init__(
