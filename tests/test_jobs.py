@@ -172,6 +172,20 @@ def test_cancel_stops_the_work_and_the_context_stays_usable(cc, share_dir, tmp_p
     assert rx_cancel_job(job) is True  # canceling again is harmless
 
 
+def test_wait_and_as_completed_return_when_a_running_job_is_canceled(cc, share_dir, tmp_path):
+    log = str(tmp_path / "log")
+    job = rx_exec(jobtasks.logged_sleep, rx_elem_arg(range(SLOW_TASKS)), log, compute_context=cc, wait=False)
+    eventually(lambda: jobtasks.started(log) > 0, what="the first task")
+    threading.Timer(0.2, job.cancel).start()
+    began = time.monotonic()
+    done, not_done = concurrent.futures.wait([job], timeout=30)
+    assert done == {job} and not not_done
+    assert list(concurrent.futures.as_completed([job], timeout=5)) == [job]
+    # A canceled running job wakes its waiters at once, not when their timeout runs out.
+    assert time.monotonic() - began < 10
+    assert job.cancelled()
+
+
 def test_a_second_process_lists_the_job_and_fetches_its_results(cc, share_dir):
     job = rx_exec(tasks.draw, rx_elem_arg([3] * 5), rng_seed=5, task_chunk_size=2, compute_context=cc, wait=False)
     assert job.wait_done(60) == "finished"
