@@ -117,7 +117,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_the_graph_sees_imports_made_inside_functions():
-    # contexts/spark.py imports pyspark lazily: the graph must still see its rxspark imports.
+    # contexts/spark/ imports pyspark lazily: the graph must still see its rxspark imports.
     graph = import_graph()
     assert "rxspark.worker" in set().union(*graph.values())
     assert graph["rxspark"], "the package's __init__ imports its modules"

@@ -128,8 +128,8 @@ def cleanup_job_shares(job_id: str, share_dir: str | os.PathLike[str] | None = N
 def on_job_cleanup(job_id: str, share_dir: str) -> None:
     """Job cleanup hook: delete the shares tagged with ``job_id``.
 
-    The jobs layer calls it when a job is cleaned up (today through
-    ``rxspark.store.register_cleanup_hook``), with ``share_dir`` the compute
-    context's ``share_dir`` (the shares live in its ``shared`` subdirectory).
+    The jobs layer (``rxspark.jobs.store.run_cleanup_hooks``) calls it when a
+    job is cleaned up, with ``share_dir`` the compute context's ``share_dir``
+    (the shares live in its ``shared`` subdirectory).
     """
     cleanup_job_shares(job_id, storage.shares_dir(share_dir))
