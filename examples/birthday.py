@@ -54,17 +54,18 @@ def exact_pbirthday(n: int) -> float:
 
 def plot(result: dict[str, Any], path: str) -> str:
     """Probability vs party size, one colour per chunk, with the exact curve."""
+    # A bare Figure draws off-screen without touching pyplot's backend, so a notebook's
+    # inline plots keep working after an example ran in it.
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     sizes = np.asarray(result["party_size"])
     estimates = np.asarray(result["estimate"])
     chunks = np.asarray(result["chunk"])
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    fig = Figure(figsize=(7, 4.5), dpi=110)
+    ax = fig.subplots()
     ax.plot(sizes, result["exact"], color="0.3", lw=1, zorder=1, label="exact")
-    colours = plt.get_cmap("tab10")
+    colours = matplotlib.colormaps.get_cmap("tab10")
     for k in np.unique(chunks):
         mask = chunks == k
         node = result["node"][int(np.flatnonzero(mask)[0])]
@@ -78,7 +79,6 @@ def plot(result: dict[str, Any], path: str) -> str:
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 

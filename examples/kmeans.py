@@ -106,13 +106,13 @@ def make_data(rows: int, cols: int, seed: int | None) -> np.ndarray:
 
 def plot(result: dict[str, Any], path: str) -> str:
     """Total within SS of each task's best solution, the overall best, and the sequential run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A bare Figure draws off-screen without touching pyplot's backend, so a notebook's
+    # inline plots keep working after an example ran in it.
+    from matplotlib.figure import Figure
 
     ss = np.asarray(result["task_tot_withinss"])
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    fig = Figure(figsize=(7, 4), dpi=110)
+    ax = fig.subplots()
     colours = ["tab:orange" if i == result["best_task"] else "tab:blue" for i in range(len(ss))]
     ax.bar(np.arange(1, len(ss) + 1), ss, color=colours)
     if result.get("sequential"):
@@ -129,7 +129,6 @@ def plot(result: dict[str, Any], path: str) -> str:
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 

@@ -44,15 +44,16 @@ def vmandelbrot(xvec: list[float], y0: float, lim: int) -> list[int]:
 
 def plot(counts: np.ndarray, x_in: np.ndarray, y_in: np.ndarray, limit: int, path: str) -> str:
     """The guide's image: rainbow colours by iteration count, black inside the set."""
+    # A bare Figure draws off-screen without touching pyplot's backend, so a notebook's
+    # inline plots keep working after an example ran in it.
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
 
-    colours = plt.get_cmap("hsv")(np.linspace(0, 5 / 6, limit))  # R's rainbow(m): red .. magenta
+    colours = matplotlib.colormaps.get_cmap("hsv")(np.linspace(0, 5 / 6, limit))  # R's rainbow(m): red .. magenta
     cmap = ListedColormap(np.vstack([colours, [0, 0, 0, 1]]))
-    fig, ax = plt.subplots(figsize=(6, 6), dpi=100)
+    fig = Figure(figsize=(6, 6), dpi=100)
+    ax = fig.subplots()
     ax.imshow(counts, cmap=cmap, vmin=0, vmax=limit, origin="lower", interpolation="nearest",
               extent=(x_in[0], x_in[-1], y_in[0], y_in[-1]), aspect="equal")
     ax.set_xlabel("x")
@@ -61,7 +62,6 @@ def plot(counts: np.ndarray, x_in: np.ndarray, y_in: np.ndarray, limit: int, pat
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 

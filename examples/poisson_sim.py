@@ -80,12 +80,12 @@ def sim_and_estimate_poisson(nobs: int, trials: int) -> np.ndarray:
 
 def plot(coefficients: np.ndarray, nobs: int, path: str) -> str:
     """Histograms of the estimates, with the true values."""
-    import matplotlib
+    # A bare Figure draws off-screen without touching pyplot's backend, so a notebook's
+    # inline plots keep working after an example ran in it.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(9, 3), dpi=110)
+    fig = Figure(figsize=(9, 3), dpi=110)
+    axes = fig.subplots(1, 3)
     for ax, column, name, truth in zip(axes, coefficients.T, NAMES, TRUE_COEFFICIENTS):
         ax.hist(column, bins=30, color="tab:blue", alpha=0.8)
         ax.axvline(truth, color="tab:red", lw=1.5)
@@ -95,7 +95,6 @@ def plot(coefficients: np.ndarray, nobs: int, path: str) -> str:
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 

@@ -277,3 +277,20 @@ def test_local_parallel_reproducible_on_every_context(spark_local):
     }
     assert len(result["x1"]) == 3 and all(len(v) == 100 for v in result["x1"])
     assert len({float(v[0]) for v in result["x1"]}) == 3  # one stream per task
+
+
+def test_plots_leave_pyplots_backend_alone(tmp_path):
+    """An example's plot() in a notebook must not switch the kernel's backend (inline plots would stop)."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    before = plt.get_backend()
+    plt.switch_backend("svg")
+    try:
+        mandelbrot = load("mandelbrot")
+        counts = np.zeros((8, 8), dtype=int)
+        path = mandelbrot.plot(counts, np.linspace(-2, 1, 8), np.linspace(-1.5, 1.5, 8), 10, str(tmp_path / "m.png"))
+        assert is_png(path)
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        plt.switch_backend(before)
