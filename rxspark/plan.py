@@ -13,6 +13,7 @@ Every argument error is raised here, before anything runs.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import keyword
 import math
@@ -360,8 +361,13 @@ def build_plan(
     parallelism: int,
     nodes: Callable[[], Sequence[str]],
     frame: types.FrameType | None = None,
+    rng_streams: Sequence[int] | None = None,
 ) -> TaskPlan:
     """Validate the arguments of one ``rx_exec`` call and lay out its tasks.
+
+    ``rng_streams`` (``rng_scope="task"`` only, one non-negative int per task): the
+    stream each task draws from, instead of its task index (RxExecutor: a call's
+    submission index, so results do not depend on how calls were batched).
 
     Raises:
         RxArgumentError: A bad value (``ValueError``).
@@ -461,7 +467,16 @@ def build_plan(
     if once_per_elem:
         chunk_size = 1  # one task on each node
     n_chunks = math.ceil(n / chunk_size) if n else 0
-    _rng.check_stream_count(spec, n_chunks if spec is None or spec.scope == "chunk" else n)
+    if rng_streams is not None:
+        if spec is None or spec.scope != "task":
+            raise RxArgumentError("rng_streams needs a seed and rng_scope='task'")
+        streams = tuple(int(i) for i in rng_streams)
+        if len(streams) != n or any(i < 0 for i in streams):
+            raise RxArgumentError(f"rng_streams needs one non-negative stream index per task ({n}), got {len(streams)}")
+        spec = dataclasses.replace(spec, streams=streams)
+    _rng.check_stream_count(
+        spec, n_chunks if spec is None or spec.scope == "chunk" else (max(spec.streams, default=-1) + 1 if spec.streams else n)
+    )
 
     # The first call must fit the function's signature.
     if n:

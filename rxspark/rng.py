@@ -83,6 +83,13 @@ class RngSpec:
     # Quasi-random kinds: points of the sequence each stream owns. Workers do not
     # see the driver's rx_options, so the value travels with the spec.
     qrng_stream_points: int | None = None
+    # rng_scope="task" only: task i draws from stream streams[i] instead of stream i. RxExecutor
+    # gives each call the stream of its submission index, whatever batch (job) it runs in.
+    streams: tuple[int, ...] | None = None
+
+    def stream_index(self, index: int) -> int:
+        """The stream that chunk or task ``index`` draws from."""
+        return self.streams[index] if self.streams is not None else index
 
 
 def resolve(rng_seed: Any, rng_kind: Any, rng_scope: Any) -> RngSpec | None:
@@ -473,7 +480,7 @@ class Streams:
 
     def start(self, index: int) -> None:
         """Start stream ``index`` (a chunk or task index, per the scope)."""
-        _current.state = Stream(self.spec, index) if self.spec is not None else _UNSEEDED
+        _current.state = Stream(self.spec, self.spec.stream_index(index)) if self.spec is not None else _UNSEEDED
 
     def __exit__(self, *exc: Any) -> None:
         _current.state = None
