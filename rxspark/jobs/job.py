@@ -109,6 +109,10 @@ class RxJob(BaseJob):
         self._phase_lock = threading.Lock()
         self._share_dir: str | None = None
         self._recorder = Recorder(self)
+        # Internal hook (RxExecutor): called with each newly delivered ChunkResult, in the job's driver
+        # thread, before ``callback``. It may take the chunk's values (leave ``values`` None then):
+        # the job's own result holds None for them.
+        self.chunk_listener: Callable[[ChunkResult], None] | None = None
         _live[self.job_id] = self
 
     # ------------------------------------------------------------ public API
@@ -287,6 +291,8 @@ class RxJob(BaseJob):
             self._failure_causes = dict(result.causes)
             if not self.continue_on_failure:
                 self._stop.set()
+        if self.chunk_listener is not None:
+            self.chunk_listener(result)
         if self.callback is not None:
             values = result.get_values()
             for local, value in enumerate(values):
