@@ -32,6 +32,7 @@ from .errors import (
     RxTaskFailureWarning,
     RxWorkerLostError,
 )
+from .executor import RxExecutor
 from .jobs import (
     RxJob,
     StoredJob,
@@ -56,6 +57,7 @@ _LAZY = {
     "rx_spark_connect": "rxspark.contexts.spark.context",
     "rx_spark_disconnect": "rxspark.contexts.spark.context",
     "rx_get_pyspark_connection": "rxspark.contexts.spark.context",
+    "rx_get_spark_session": "rxspark.contexts.spark.context",
 }
 
 
@@ -75,6 +77,7 @@ __all__ = [
     "RxArgumentError",
     "RxArgumentTypeError",
     "RxError",
+    "RxExecutor",
     "RxForeachDoPar",
     "RxJob",
     "RxJobCanceledError",

@@ -1,0 +1,240 @@
+"""RxExecutor: batching, cancellation, errors, seeded streams, bad input (CPython's own tests: test_cpython_futures.py)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from concurrent.futures import CancelledError, wait
+
+import cloudpickle
+import pytest
+from conftest import REGISTRY
+
+import rxspark
+from rxspark import RxArgumentError, RxArgumentTypeError, RxExecutor, RxLocalSeq
+
+_here = sys.modules[__name__]
+cloudpickle.register_pickle_by_value(_here)  # the functions below must reach Spark's workers
+
+CONTEXTS = ["seq", "localpar", "dopar-thread", pytest.param("spark-local", marks=pytest.mark.spark)]
+
+
+def draw(k):
+    return int(rxspark.rng().integers(1 << 30)), k
+
+
+def explode(x):
+    raise KeyError(f"no key {x}")  # the failing source line
+
+
+def beat(path):
+    """Runs until stopped, touching ``path`` every 20 ms."""
+    while True:
+        with open(path, "a") as f:
+            f.write(".")
+        time.sleep(0.02)
+
+
+def _size(path):
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return 0
+
+
+def _quiet(path, quiet=1.0, timeout=30.0):
+    """True once ``path`` stopped growing for ``quiet`` seconds (within ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    size, since = _size(path), time.monotonic()
+    while time.monotonic() - since < quiet:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+        now = _size(path)
+        if now != size:
+            size, since = now, time.monotonic()
+    return True
+
+
+def test_exported_and_is_an_executor():
+    import concurrent.futures
+
+    assert "RxExecutor" in rxspark.__all__
+    assert issubclass(RxExecutor, concurrent.futures.Executor)
+
+
+def test_submits_close_together_run_as_few_jobs():
+    with RxExecutor(compute_context=RxLocalSeq()) as ex:
+        assert list(ex.map(abs, range(-5000, 5000))) == [abs(i) for i in range(-5000, 5000)]
+        assert 1 <= ex.jobs_started <= 10, ex.jobs_started
+        fs = [ex.submit(pow, i, 2) for i in range(10_000)]
+        assert [f.result() for f in fs] == [i * i for i in range(10_000)]
+        assert ex.jobs_started <= 20
+
+
+def test_max_workers_bounds_the_calls_in_flight():
+    with RxExecutor(max_workers=3, compute_context=RxLocalSeq()) as ex:
+        assert list(ex.map(abs, range(30))) == list(range(30))
+        assert ex.jobs_started >= 10  # 3 at a time
+
+
+def test_pending_futures_can_be_cancelled():
+    with RxExecutor(max_workers=1, compute_context=RxLocalSeq()) as ex:
+        first = ex.submit(time.sleep, 0.5)
+        queued = [ex.submit(pow, 2, i) for i in range(5)]
+        assert all(f.cancel() for f in queued)
+        assert first.result() is None
+    assert all(f.cancelled() for f in queued)
+    with pytest.raises(CancelledError):
+        queued[0].result()
+
+
+def test_shutdown_cancel_futures_cancels_the_queued_calls():
+    ex = RxExecutor(max_workers=1, compute_context=RxLocalSeq())
+    first = ex.submit(time.sleep, 0.3)
+    rest = [ex.submit(pow, 2, i) for i in range(20)]
+    ex.shutdown(cancel_futures=True)
+    assert first.done() and not first.cancelled()
+    assert all(f.cancelled() for f in rest)
+    with pytest.raises(RuntimeError, match="cannot schedule new futures after shutdown"):
+        ex.submit(pow, 2, 2)
+
+
+@pytest.mark.parametrize("name", ["localpar", pytest.param("spark-local", marks=pytest.mark.spark)])
+def test_shutdown_cancel_futures_stops_a_running_endless_call(name, tmp_path):
+    path = str(tmp_path / "beats")
+    ex = RxExecutor(compute_context=REGISTRY.get(name))
+    future = ex.submit(beat, path)
+    deadline = time.monotonic() + 60
+    while _size(path) < 5:  # it runs
+        assert time.monotonic() < deadline, "the endless call never started"
+        time.sleep(0.05)
+    ex.shutdown(wait=False, cancel_futures=True)
+    assert future.cancelled()
+    assert _quiet(path), "the endless call still runs after shutdown(wait=False, cancel_futures=True)"
+    ex.shutdown()  # returns: nothing runs any more
+
+
+def test_cancelling_every_call_of_a_running_batch_stops_it(tmp_path):
+    path = str(tmp_path / "beats")
+    ex = RxExecutor(compute_context=REGISTRY.get("localpar"))
+    future = ex.submit(beat, path)
+    while _size(path) < 5:
+        time.sleep(0.05)
+    assert future.cancel()
+    assert _quiet(path)
+    ex.shutdown()
+
+
+@pytest.mark.parametrize("name", CONTEXTS)
+def test_result_raises_the_users_exception_with_the_remote_traceback(name):
+    with RxExecutor(compute_context=REGISTRY.get(name)) as ex:
+        future = ex.submit(explode, 7)
+        with pytest.raises(KeyError, match="no key 7") as info:
+            future.result()
+        assert isinstance(future.exception(), KeyError)
+    cause = info.value.__cause__
+    assert isinstance(cause, rxspark.executor.RemoteTraceback)
+    assert "raise KeyError(f\"no key {x}\")  # the failing source line" in str(cause)
+    assert "test_executor.py" in str(cause)
+
+
+@pytest.mark.parametrize("name", CONTEXTS)
+def test_seeded_calls_draw_the_same_streams_whatever_the_batching(name):
+    with RxExecutor(compute_context=RxLocalSeq(), rng_seed=11) as ex:
+        expected = list(ex.map(draw, range(40)))
+    assert len({v for v, _ in expected}) == 40
+    for max_workers in (1, 3, None):
+        with RxExecutor(max_workers=max_workers, compute_context=REGISTRY.get(name), rng_seed=11) as ex:
+            first = [ex.submit(draw, k) for k in range(10)]
+            rest = list(ex.map(draw, range(10, 40)))
+            assert [f.result() for f in first] + rest == expected, (name, max_workers)
+    with RxExecutor(compute_context=RxLocalSeq(), rng_seed=12) as ex:
+        assert list(ex.map(draw, range(40))) != expected
+
+
+def test_rng_seed_auto_is_recorded():
+    with RxExecutor(rng_seed="auto") as ex:
+        assert isinstance(ex.rng_seed, int)
+    with RxExecutor() as ex:
+        assert ex.rng_seed is None
+
+
+def test_default_context_is_the_active_one():
+    cc = RxLocalSeq()
+    with cc:
+        assert RxExecutor().compute_context is cc
+    assert isinstance(RxExecutor(compute_context="local").compute_context, RxLocalSeq)
+
+
+def test_no_reference_kept_to_arguments_or_results():
+    import gc
+    import weakref
+
+    class Box:
+        pass
+
+    with RxExecutor(compute_context=RxLocalSeq()) as ex:
+        arg = Box()
+        ref = weakref.ref(arg)
+        future = ex.submit(id, arg)
+        future.result()
+        del arg, future
+        deadline = time.monotonic() + 5
+        while ref() is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        gc.collect()
+        assert ref() is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(max_workers=0), RxArgumentError, "max_workers must be greater than 0"),
+        (dict(max_workers=-2), ValueError, "max_workers must be greater than 0"),
+        (dict(max_workers=1.5), RxArgumentTypeError, "max_workers"),
+        (dict(max_workers=True), TypeError, "max_workers"),
+        (dict(compute_context=3), RxArgumentTypeError, "compute_context"),
+        (dict(compute_context="nope"), RxArgumentError, "nope"),
+        (dict(rng_seed=-1), RxArgumentError, "rng_seed"),
+        (dict(rng_seed=1, rng_kind="bogus"), RxArgumentError, "rng_kind"),
+    ],
+)
+def test_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        RxExecutor(**kwargs)
+
+
+def test_wait_sees_cancelled_futures_at_once():
+    with RxExecutor(max_workers=1, compute_context=RxLocalSeq()) as ex:
+        first = ex.submit(time.sleep, 0.3)
+        second = ex.submit(pow, 2, 3)
+        second.cancel()
+        done, _ = wait([second], timeout=0.1)
+        assert done == {second}
+        first.result()
+
+
+def test_plan_rng_streams_name_each_tasks_stream():
+    from rxspark.plan import build_plan
+    from rxspark.rng import Streams
+
+    common = dict(
+        elem_args=None, elem_type="nodes", once_per_elem=False, times_to_run=3, packages_to_load=None,
+        context_packages=(), exec_objects=None, task_chunk_size=None, rng_kind=None, rx_args=None,
+        local_state=None, parallelism=1, nodes=lambda: ["here"],
+    )
+    plan = build_plan(draw, (rxspark.rx_elem_arg([0, 1, 2]),), {}, rng_seed=1, rng_scope="task", rng_streams=[5, 7, 9], **common)
+    assert plan.rng.streams == (5, 7, 9) and plan.rng.stream_index(1) == 7
+    with Streams(plan.rng) as streams:
+        streams.start(1)
+        via_map = rxspark.rng().integers(1 << 30)
+    direct = build_plan(draw, (rxspark.rx_elem_arg([0, 1, 2]),), {}, rng_seed=1, rng_scope="task", **common)
+    with Streams(direct.rng) as streams:
+        streams.start(7)
+        assert rxspark.rng().integers(1 << 30) == via_map
+    for bad in (dict(rng_scope="chunk", rng_streams=[1, 2, 3]), dict(rng_scope="task", rng_streams=[1, 2]),
+                dict(rng_scope="task", rng_streams=[1, -2, 3])):
+        with pytest.raises(RxArgumentError, match="rng_streams"):
+            build_plan(draw, (rxspark.rx_elem_arg([0, 1, 2]),), {}, rng_seed=1, **bad, **common)
