@@ -32,7 +32,9 @@ def pid_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
+        # A process reaped between open() and read() makes the read fail with ESRCH
+        # (seen once in a fresh-clone run while the collected pool's workers exited).
         return False
 
 
