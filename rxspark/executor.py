@@ -22,8 +22,8 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, InvalidStateError
 from typing import Any
 
 import cloudpickle
@@ -88,15 +88,18 @@ class _CallFuture(Future):
             state.cancelled(self)
         return True
 
-    def _rx_start(self) -> bool:
-        """Move to RUNNING just before the result is set; False if it was cancelled."""
-        with _future_lock:
-            if self.cancelled():
-                return False
-            return self.set_running_or_notify_cancel()
+    def _rx_set(self, value: Any = None, exception: BaseException | None = None) -> None:
+        """Set the outcome (straight from PENDING); nothing if the future was cancelled meanwhile."""
+        try:
+            if exception is not None:
+                self.set_exception(exception)
+            else:
+                self.set_result(value)
+        except InvalidStateError:
+            pass  # cancel() came first
 
 
-# One lock orders cancel() against the delivery of a result (both are short).
+# Orders concurrent cancel() calls (a result may arrive meanwhile: _rx_set drops it if so).
 _future_lock = threading.RLock()
 
 
@@ -259,14 +262,48 @@ class RxExecutor(Executor):
         Raises:
             RuntimeError: The executor was shut down.
         """
+        return self._submit_many(fn, [args], kwargs)[0]
+
+    def map(
+        self, fn: Callable[..., Any], *iterables: Any, timeout: float | None = None, chunksize: int = 1
+    ) -> Iterator[Any]:
+        """``map(fn, *iterables)`` run on the context: ``Executor.map``'s semantics.
+
+        Every call is queued at once (so a map is one batch, up to ``max_workers``);
+        ``chunksize`` is accepted and ignored (batches are chunked over the context's parallelism).
+
+        Raises:
+            RuntimeError: The executor was shut down.
+        """
+        end_time = None if timeout is None else timeout + time.monotonic()
+        fs = self._submit_many(fn, list(zip(*iterables)), {})
+
+        def result_iterator() -> Iterator[Any]:
+            try:
+                fs.reverse()  # pop() from the end: the iterator keeps no finished future (nor its result)
+                while fs:
+                    if end_time is None:
+                        yield _result_or_cancel(fs.pop())
+                    else:
+                        yield _result_or_cancel(fs.pop(), end_time - time.monotonic())
+            finally:
+                for future in fs:
+                    future.cancel()
+
+        return result_iterator()
+
+    def _submit_many(self, fn: Callable[..., Any], calls: list[tuple[Any, ...]], kwargs: dict[str, Any]) -> list[Future]:
         state = self._state
-        future = _CallFuture(state)
+        futures: list[Future] = []
         with state.lock:
             if state.shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             if _interpreter_exiting:
                 raise RuntimeError("cannot schedule new futures after interpreter shutdown")
-            state.accept(_Item(future, fn, args, kwargs, next(self._counter)))
+            for args in calls:
+                future = _CallFuture(state)
+                state.accept(_Item(future, fn, args, kwargs, next(self._counter)))
+                futures.append(future)
             if self._dispatcher is None:
                 self._dispatcher = threading.Thread(
                     target=_dispatch, args=(state, self.compute_context, self._spec), name="rxspark-executor", daemon=True
@@ -275,7 +312,7 @@ class RxExecutor(Executor):
             elif state.idle:
                 state.idle = False
                 state.lock.notify_all()
-        return future
+        return futures
 
     submit.__doc__ = Executor.submit.__doc__
 
@@ -402,8 +439,8 @@ def _run_batch(state: _State, context: ComputeContext, spec: _rng.RngSpec | None
             batch.futures = []
             state.batches.discard(batch)
         for _slot, future in pending:
-            if failure is not None and future._rx_start():
-                future.set_exception(failure)
+            if failure is not None:
+                future._rx_set(exception=failure)
             else:
                 future.cancel()  # its job was canceled before the call's result came back
         state.release(len(pending))
@@ -471,31 +508,48 @@ class _Listener:
         result.values = None  # the values go to the futures only
         if self.echo and result.output:
             sys.stdout.write(result.output)
-        futures = self.batch.futures
+        tasks = range(result.start, result.stop)
+        with self.state.lock:  # once per chunk
+            futures = self.batch.futures
+            mine = [futures[task] if task < len(futures) else None for task in tasks]
+            for task in tasks:
+                if task < len(futures):
+                    futures[task] = None
+            resolved = [f for f in mine if f is not None]
+            self.batch.live -= sum(1 for f in resolved if not f.cancelled())
+        del futures, resolved
         released = 0
-        for task in range(result.start, result.stop):
-            with self.state.lock:
-                future = futures[task] if task < len(futures) else None
-                if future is None:
-                    continue
-                futures[task] = None
-                self.batch.live -= 0 if future.cancelled() else 1
+        errors, causes = result.errors, result.causes
+        for local, task in enumerate(tasks):
+            future = mine[local]
+            if future is None:
+                continue
+            mine[local] = None
             released += 1
-            local = task - result.start
-            error = result.errors.get(task)
+            error = errors.get(task)
             if error is not None:
-                _fail(future, error, result.causes.get(task))
+                _fail(future, error, causes.get(task))
             else:
                 _succeed(future, values, local)
             del future
         self.state.release(released)
 
 
+def _result_or_cancel(future: Future, timeout: float | None = None) -> Any:
+    """As ``Executor.map`` does: a timed-out future is cancelled, and no reference to it stays here."""
+    try:
+        try:
+            return future.result(timeout)
+        finally:
+            future.cancel()
+    finally:
+        del future
+
+
 def _succeed(future: _CallFuture, values: list[Any], local: int) -> None:
     value = values[local]
     values[local] = None  # the future holds the only reference (CPython's test_free_reference)
-    if future._rx_start():
-        future.set_result(value)
+    future._rx_set(value)
 
 
 def _fail(future: _CallFuture, error: RxTaskError, cause: bytes | None) -> None:
@@ -507,8 +561,7 @@ def _fail(future: _CallFuture, error: RxTaskError, cause: bytes | None) -> None:
             exc = error
     if exc is not error:
         exc.__cause__ = RemoteTraceback(f'\n"""\n{error.remote_traceback}"""')
-    if future._rx_start():
-        future.set_exception(exc)
+    future._rx_set(exception=exc)
 
 
 # ---------------------------------------------------------------- interpreter exit
