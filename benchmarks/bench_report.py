@@ -22,6 +22,7 @@ TITLES = {
     "W4": "W4 scaling: a trivial task, 1e3 to 1e6 times",
     "W5": "W5 latency: a 2-task trivial job on a warm session",
     "W6": "W6 RNG cost: the dice game with rng_seed",
+    "W7": "W7 RxExecutor: map of 10k dice games",
 }
 
 # The variant each workload's "relative" column divides by (per case).
@@ -32,6 +33,7 @@ BASELINES = {
     "W4": "raw PySpark",
     "W5": "raw PySpark",
     "W6": "no seed",
+    "W7": "rx_exec",
 }
 
 
@@ -139,6 +141,11 @@ def evaluate_targets(rec: Recorder) -> list[Target]:
                                          f"W6 {case}: seeded scope 'chunk' at most 1.1x unseeded"))
             targets.append(_ratio_target(rec, f"W6-{case}-task", "W6", case, "rng_seed, scope task", "no seed", 1.5,
                                          f"W6 {case}: seeded scope 'task' at most 1.5x unseeded"))
+    if "W7" in workloads:
+        targets.append(_ratio_target(rec, "W7-spark", "W7", "RxSpark", "RxExecutor map", "rx_exec", 2.0,
+                                     "W7 RxSpark: RxExecutor map at most 2x rx_exec of the same calls"))
+        targets.append(_ratio_target(rec, "W7-localpar", "W7", "RxLocalParallel(2)", "RxExecutor map", "loky map (2 workers)", 1.5,
+                                     "W7 RxLocalParallel(2): RxExecutor map at most 1.5x loky's map with the same chunking"))
     return targets
 
 

@@ -13,6 +13,7 @@ this directory). Workloads:
   W4  scaling: a trivial task 1e3 .. 1e6 times (seconds, microseconds per task, plot)
   W5  latency: a 2-task trivial job on a warm session
   W6  RNG cost: W1 (10k) with rng_seed, scope "chunk" and "task"
+  W7  RxExecutor: list(ex.map(dice, range(10k))) against rx_exec of the same tasks, loky's map, Dask's client.map
 
 Every Spark variant runs on one local[2] session: raw PySpark uses it
 directly and RxSpark is attached to it, both warmed up before any timing.
@@ -57,7 +58,7 @@ from bench_workloads import play_dice, play_dice_i, tag_sum, trivial, vmandelbro
 PRELIMINARY = ("Measured on a shared 2-core machine while other engineers were running test suites (see the load "
                "averages: the machine was oversubscribed), so the timings are noisy and parallel speedups are "
                "understated. The final numbers will be re-measured on a quiet machine.")
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
 PEERS = {"joblib": "joblib (loky)", "joblibspark": "joblibspark", "distributed": "Dask"}
 
 
@@ -70,15 +71,16 @@ class Sizes:
     w3_rows: int
     w4: tuple[int, ...]
     w6: int
+    w7: int
 
     @classmethod
     def full(cls) -> Sizes:
         return cls(w1=(10_000, 100_000), joblibspark=100, w2_size=960, w2_limit=256, w3_rows=5_000_000,
-                   w4=(1_000, 10_000, 100_000, 1_000_000), w6=10_000)
+                   w4=(1_000, 10_000, 100_000, 1_000_000), w6=10_000, w7=10_000)
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(w1=(100, 400), joblibspark=8, w2_size=40, w2_limit=32, w3_rows=20_000, w4=(100, 1_000, 10_000), w6=500)
+        return cls(w1=(100, 400), joblibspark=8, w2_size=40, w2_limit=32, w3_rows=20_000, w4=(100, 1_000, 10_000), w6=500, w7=500)
 
 
 def log(text: str) -> None:
@@ -473,6 +475,52 @@ class Bench:
             ])
         rec.note("W6", f"{n} dice games, default chunking; rng_seed=42 (PCG64). The scope-'task' results are checked to be "
                        "identical on both contexts.")
+
+    # ------------------------------------------------------------ W7
+
+    def w7(self) -> None:
+        import math
+
+        from rxspark import RxExecutor, rx_elem_arg
+        from rxspark.executor import _CHUNKS_PER_WORKER
+
+        rec, rx = self.rec, self._rx
+        n = self.sizes.w7
+        check = check_dice(n)
+        executors = []
+        try:
+            for name, cc in (("RxSpark", self.cc), ("RxLocalParallel(2)", self.localpar)):
+                ex = RxExecutor(compute_context=cc)
+                executors.append(ex)
+                variants = [
+                    Variant("RxExecutor map", lambda ex=ex: list(ex.map(play_dice_i, range(n))), n=n, check=check),
+                    Variant("rx_exec", lambda cc=cc: rx(play_dice_i, rx_elem_arg(range(n)), compute_context=cc), n=n, check=check,
+                            note="the same calls, default chunking"),
+                ]
+                if name == "RxLocalParallel(2)":
+                    from loky import get_reusable_executor
+
+                    chunk = max(1, math.ceil(n / (_CHUNKS_PER_WORKER * cc.parallelism())))
+                    variants.append(Variant("loky map (2 workers)",
+                                            lambda chunk=chunk: list(get_reusable_executor(2).map(play_dice_i, range(n), chunksize=chunk)),
+                                            n=n, check=check, note=f"chunksize={chunk}, as RxExecutor chunks one batch"))
+                else:
+                    dask = self._w7_dask(name, n, check)
+                    if dask is not None:
+                        variants.append(dask)
+                rec.measure_case("W7", name, variants)
+        finally:
+            for ex in executors:
+                ex.shutdown()
+        rec.note("W7", f"{n} dice games as {n} calls of play_dice_i(i). RxExecutor batches the calls submitted close together "
+                       "into one job per batch (a map queues all its calls at once: one job); rx_exec runs them as one job.")
+
+    def _w7_dask(self, case: str, n: int, check: Callable[[Any], None]) -> Variant | None:
+        variant = "Dask client.map (2 procs)"
+        if not self.peer("distributed", "W7", case, variant, n):
+            return None
+        client = self._dask_client()
+        return Variant(variant, lambda: client.gather(client.map(play_dice_i, range(n), pure=False)), n=n, check=check)
 
 
 # ------------------------------------------------------------------ command line

@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = os.path.join(ROOT, "benchmarks", "run.py")
-WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "W6"]
+WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "W6", "W7"]
 # module -> the W1 variant it provides
 PEERS = {"joblib": "joblib loky (2 jobs)", "joblibspark": "joblibspark (2 jobs)", "distributed": "Dask client.map (2 procs)"}
 
@@ -59,6 +59,7 @@ def test_quick_run_writes_every_workload_and_skips_missing_peers(tmp_path):
         ("W4", "plain loop"), ("W4", "RxLocalSeq"), ("W4", "raw PySpark"), ("W4", "RxSpark"),
         ("W5", "raw PySpark"), ("W5", "RxSpark"),
         ("W6", "no seed"), ("W6", "rng_seed, scope chunk"), ("W6", "rng_seed, scope task"),
+        ("W7", "RxExecutor map"), ("W7", "rx_exec"), ("W7", "loky map (2 workers)"),
     ]:
         assert (workload, variant) in ran, f"{workload} {variant} did not run"
     for r in results:
@@ -72,7 +73,7 @@ def test_quick_run_writes_every_workload_and_skips_missing_peers(tmp_path):
             assert all(r["skipped"] and "not installed" in r["skipped"] for r in entries), entries
 
     target_ids = {t["id"] for t in data["targets"]}
-    assert {"W4-per-task", "W5-latency"} <= target_ids
+    assert {"W4-per-task", "W5-latency", "W7-spark", "W7-localpar"} <= target_ids
     assert all(t["status"] in ("met", "MISSED", "not measured") for t in data["targets"])
 
     report = (tmp_path / "RESULTS.md").read_text()
