@@ -8,8 +8,10 @@
 - ``engine.py``: what an engine implements (``SparkEngine``) and what engines share.
 - ``classic.py``: the engine of classic sessions (RDD partitions, a broadcast
   payload, an accumulator channel, job groups).
+- ``connect.py``: the engine of Spark Connect sessions (DataFrame partitions
+  through ``mapInArrow``, file artifacts, tags).
 """
 
-from .context import RxSpark, rx_get_pyspark_connection, rx_spark_connect, rx_spark_disconnect
+from .context import RxSpark, rx_get_pyspark_connection, rx_get_spark_session, rx_spark_connect, rx_spark_disconnect
 
-__all__ = ["RxSpark", "rx_get_pyspark_connection", "rx_spark_connect", "rx_spark_disconnect"]
+__all__ = ["RxSpark", "rx_get_pyspark_connection", "rx_get_spark_session", "rx_spark_connect", "rx_spark_disconnect"]

@@ -14,11 +14,12 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ... import _active
-from ...errors import RxArgumentError, RxArgumentTypeError
+from ...errors import RxArgumentError, RxArgumentTypeError, RxSparkUnavailableError
 from .. import registry
 from ..base import ComputeContext, JobSink, check_positive_int
 from . import session as sessions
 from .classic import ClassicEngine
+from .connect import ConnectEngine, is_connect_session
 from .engine import SparkEngine
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 # The engines, asked in order which one runs a session's jobs: the one place an engine is chosen.
-ENGINES: tuple[type[SparkEngine], ...] = (ClassicEngine,)
+ENGINES: tuple[type[SparkEngine], ...] = (ConnectEngine, ClassicEngine)
 
 
 def _engine_class(session: Any) -> type[SparkEngine] | None:
@@ -61,6 +62,12 @@ class RxSpark(ComputeContext):
         share_dir: Where job records and shared data are kept.
         progress: Show a progress bar: None (only when interactive), True or False.
         startup_timeout: Seconds to wait for a new session and its executors.
+        remote: A Spark Connect URL (``sc://host:15002``): connect to that server
+            instead of starting a JVM here (needs ``pyspark[connect]`` or ``pyspark-client``).
+            On Connect, ``num_executors``, ``executor_cores``, ``executor_mem``,
+            ``driver_mem``, ``executor_overhead_mem`` and ``extra_spark_config``
+            properties other than ``spark.sql.*`` cannot be applied by a client and
+            raise ``RxArgumentError``.
 
     Raises:
         RxSparkUnavailableError: On first use, when Spark cannot start (no Java,
@@ -87,6 +94,7 @@ class RxSpark(ComputeContext):
         share_dir: str | os.PathLike[str] | None = None,
         progress: bool | None = None,
         startup_timeout: float = 120.0,
+        remote: str | None = None,
     ) -> None:
         super().__init__(
             wait=wait,
@@ -97,6 +105,10 @@ class RxSpark(ComputeContext):
         )
         if spark is not None and _engine_class(spark) is None:
             raise RxArgumentTypeError(f"RxSpark: spark must be a SparkSession, got {type(spark).__name__}")
+        if remote is not None and not (isinstance(remote, str) and remote.startswith("sc://")):
+            raise RxArgumentError(f"RxSpark: remote must be a Spark Connect URL like 'sc://host:15002', got {remote!r}")
+        if remote is not None and (spark is not None or master is not None):
+            raise RxArgumentError("RxSpark: give at most one of spark, master and remote")
         if master is not None and (not isinstance(master, str) or not master):
             raise RxArgumentError(f"RxSpark: master must be a Spark master URL string, got {master!r}")
         if not isinstance(app_name, str) or not app_name:
@@ -122,11 +134,14 @@ class RxSpark(ComputeContext):
         self.extra_spark_config = dict(extra_spark_config or {})
         self.progress = progress
         self.startup_timeout = startup_timeout
+        self.remote = remote
         self._lock = threading.RLock()
         # The session and its engine are set together (both None before first use and after close()).
         self._spark: SparkSession | None = None
         self._engine: SparkEngine | None = None
         self._owned = False
+        if remote is not None:
+            self._check_connect_settings()
         if spark is not None:
             self._use(spark, owned=False)
 
@@ -153,7 +168,33 @@ class RxSpark(ComputeContext):
 
     @property
     def spark_context(self) -> SparkContext:
-        return self.session.sparkContext
+        """The SparkContext of a classic session (a Connect session has none: use :attr:`session`)."""
+        session = self.session
+        if is_connect_session(session):
+            raise RxSparkUnavailableError(
+                "RxSpark: this is a Spark Connect session, which has no SparkContext; "
+                "use rx_get_spark_session() (or RxSpark.session) for the SparkSession"
+            )
+        return session.sparkContext
+
+    @property
+    def is_connect(self) -> bool:
+        """Whether the context runs on a Spark Connect session (starts or attaches to the session)."""
+        return isinstance(self._running_engine(), ConnectEngine)
+
+    def _check_connect_settings(self) -> None:
+        """Settings a Connect client cannot apply raise RxArgumentError naming them."""
+        bad = [
+            arg
+            for arg in ("num_executors", "executor_cores", "executor_mem", "driver_mem", "executor_overhead_mem")
+            if getattr(self, arg) is not None
+        ]
+        bad += [f"extra_spark_config[{key!r}]" for key in self.extra_spark_config if not key.startswith("spark.sql.")]
+        if bad:
+            raise RxArgumentError(
+                f"RxSpark: a Spark Connect client cannot apply {', '.join(bad)} (they are the server's settings; "
+                "set them where the Connect server is started). Only spark.sql.* properties can be set from here."
+            )
 
     @property
     def owns_session(self) -> bool:
@@ -164,6 +205,10 @@ class RxSpark(ComputeContext):
         engine_class = _engine_class(session)
         if engine_class is None:
             raise RxArgumentTypeError(f"RxSpark: spark must be a SparkSession, got {type(session).__name__}")
+        if engine_class is ConnectEngine:
+            self._check_connect_settings()
+            for key, value in self.extra_spark_config.items():
+                session.conf.set(key, str(value))
         self._spark, self._owned, self._engine = session, owned, engine_class(session)
         return self._engine
 
@@ -172,6 +217,9 @@ class RxSpark(ComputeContext):
         with self._lock:
             if self._engine is not None and self._engine.alive():
                 return self._engine
+            if self.remote is not None:
+                started, owned = sessions.start_connect(self.remote)
+                return self._use(started, owned=owned)
             active = sessions.attach(self)
             if active is not None:
                 return self._use(active, owned=False)
@@ -211,9 +259,11 @@ class RxSpark(ComputeContext):
 
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {"context": "RxSpark", "master": self.master or "local[*]", "app_name": self.app_name}
+        if self.remote is not None:
+            info["remote"] = self.remote
         engine = self._engine
         if engine is not None:
-            info.update(engine.describe())
+            info.update({k: v for k, v in engine.describe().items() if v is not None})
         else:
             defaults, explicit = self.spark_config()
             info["spark_conf"] = {**defaults, **explicit}
@@ -262,3 +312,11 @@ def rx_get_pyspark_connection(compute_context: RxSpark | None = None) -> SparkCo
     if not isinstance(context, RxSpark):
         raise RxArgumentTypeError(f"compute_context must be an RxSpark context, got {type(context).__name__}")
     return context.spark_context
+
+
+def rx_get_spark_session(compute_context: RxSpark | None = None) -> SparkSession:
+    """The SparkSession behind an :class:`RxSpark` context (default: the active one), classic or Spark Connect."""
+    context = compute_context if compute_context is not None else _active.current()
+    if not isinstance(context, RxSpark):
+        raise RxArgumentTypeError(f"compute_context must be an RxSpark context, got {type(context).__name__}")
+    return context.session

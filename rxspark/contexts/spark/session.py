@@ -180,37 +180,65 @@ def spark_config(settings: SessionSettings, master: str | None = None) -> tuple[
 # ---------------------------------------------------------------- attach, start, stop
 
 
-def running_session() -> SparkSession | None:
-    """The session of this process's running SparkContext, if any.
+def running_session(connect: bool = True) -> SparkSession | None:
+    """The session of this process's running SparkContext (or, if ``connect``, its Spark Connect session), if any.
+
+    A classic session comes first (active in this thread, else the session
+    of this process's SparkContext), then a Connect session.
 
     ``SparkSession.getActiveSession()`` alone is not enough: it is per thread,
     and a session started in another thread (or by other code) would be missed
     and then wrongly taken over.
     """
-    from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
+    try:
+        from pyspark import SparkContext
+    except ImportError:  # pyspark-client: Spark Connect only
+        return _active_connect_session() if connect else None
     if SparkContext._active_spark_context is None:
-        return None
+        return _active_connect_session() if connect else None
     existing = getattr(SparkSession, "_instantiatedSession", None)
     if existing is not None and existing.sparkContext is SparkContext._active_spark_context:
         return existing
     return SparkSession(SparkContext._active_spark_context)
 
 
+def _active_connect_session() -> Any:
+    """The active (or default) Spark Connect session of this process, if pyspark's Connect client is loaded."""
+    import sys as _sys
+
+    if "pyspark.sql.connect.session" not in _sys.modules:
+        return None  # nobody made one: do not import the Connect client (and its grpc) for nothing
+    try:
+        from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+        session = ConnectSession.getActiveSession() or getattr(ConnectSession, "_default_session", None)
+    except Exception:  # noqa: BLE001 - a client without Connect dependencies
+        return None
+    if session is None or getattr(session, "is_stopped", False):
+        return None
+    return session
+
+
 def attach(settings: SessionSettings) -> SparkSession | None:
     """This process's running session, when there is one (and it runs on ``settings.master``, if given).
+
+    With no master, an active Spark Connect session is attached to as well.
 
     Raises:
         RxArgumentError: A session on another master is running.
     """
     import_pyspark()
-    active = running_session()
+    # A master asks for a classic session: a Connect session of this process is not one to attach to.
+    active = running_session(connect=settings.master is None)
     if active is None:
         return None
+    if type(active).__module__.startswith("pyspark.sql.connect"):
+        return active
     running = active.sparkContext.master
     if settings.master is not None and running not in (
         settings.master,
@@ -294,6 +322,55 @@ def start(settings: SessionSettings) -> tuple[SparkSession, str]:
     session = started["session"]
     session.sparkContext.setLogLevel("ERROR")
     return session, master
+
+
+def start_connect(url: str) -> tuple[Any, bool]:
+    """A Spark Connect session on ``url``: (session, whether rxspark made it).
+
+    Uses the Connect client's own builder, so this process's classic session
+    (if any) keeps working: pyspark's generic builder would switch the whole
+    process to Connect mode.
+
+    Raises:
+        RxSparkUnavailableError: The Connect client is not installed or the server does not answer.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            from pyspark.sql.connect.session import SparkSession as ConnectSession
+    except ImportError as exc:
+        raise RxSparkUnavailableError(
+            f"RxSpark(remote=...) needs the Spark Connect client: pip install 'pyspark[connect]>=4,<5' "
+            f"(or pyspark-client). ({exc})"
+        ) from exc
+    existing = _active_connect_session()
+    if existing is not None and connect_endpoint(existing) == _url_endpoint(url):
+        return existing, False
+    try:
+        # create(), not getOrCreate(): that returns the default session whatever its server.
+        session = ConnectSession.builder.remote(url).create()
+        session.range(1).collect()  # fail here, not in the first job, when the server does not answer
+    except Exception as exc:  # noqa: BLE001 - reported with the URL
+        raise RxSparkUnavailableError(
+            f"cannot reach the Spark Connect server {url}: {type(exc).__name__}: {str(exc).strip()[:400]}. "
+            "Fix: start it (sbin/start-connect-server.sh) or check the URL."
+        ) from exc
+    return session, True
+
+
+def connect_endpoint(session: Any) -> str | None:
+    """``host:port`` of a Connect session's server (None when the client does not say)."""
+    try:
+        return str(session.client._builder.endpoint)  # noqa: SLF001 - no public accessor
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _url_endpoint(url: str) -> str:
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url.split(";", 1)[0].replace("sc://", "http://", 1))
+    return f"{parsed.hostname}:{parsed.port or 15002}"
 
 
 def wait_for_executors(session: SparkSession, master: str, settings: SessionSettings) -> None:
