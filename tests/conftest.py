@@ -2,8 +2,10 @@
 
 ``cc`` is a session-scoped, parametrized fixture, so pytest groups all tests
 by context and each Spark session starts once. PySpark allows one
-SparkContext per process: the registry stops one Spark context before it
-starts another.
+SparkContext per process: the registry stops one classic Spark context before
+it starts another. "spark-connect" is a client of a local Spark Connect server
+(started once per test session, stopped by its pid at the end); a Connect
+client session lives next to a classic one in the same process.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 sys.path.insert(0, os.path.dirname(__file__))
 
 import tasks  # noqa: E402
+from connect_server import ConnectServer, connect_unavailable  # noqa: E402
 
 import rxspark  # noqa: E402
 
@@ -33,7 +36,36 @@ SPARK_CONTEXTS = {
 ALL_CONTEXTS = LOCAL_CONTEXTS + [
     pytest.param("spark-local", marks=pytest.mark.spark),
     pytest.param("spark-cluster", marks=[pytest.mark.spark, pytest.mark.cluster]),
+    pytest.param("spark-connect", marks=pytest.mark.spark),
 ]
+
+
+class ConnectServers:
+    """The test session's local Spark Connect server, started on first use."""
+
+    def __init__(self) -> None:
+        self.server: ConnectServer | None = None
+        self.failed: str | None = None
+
+    def url(self) -> str:
+        if self.server is None:
+            why = self.failed or connect_unavailable()
+            if why:
+                pytest.skip(why)
+            try:
+                self.server = ConnectServer().start()
+            except Exception as exc:  # noqa: BLE001 - every Connect test skips with the reason
+                self.failed = f"the local Spark Connect server did not start: {exc}"
+                pytest.skip(self.failed)
+        return self.server.url
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
+CONNECT = ConnectServers()
 
 
 class ContextRegistry:
@@ -49,6 +81,8 @@ class ContextRegistry:
             for other in [n for n in self.made if n in SPARK_CONTEXTS]:
                 self.made.pop(other).close()
             self.made[name] = rxspark.RxSpark(**SPARK_CONTEXTS[name], progress=False).connect()
+        elif name == "spark-connect":
+            self.made[name] = rxspark.RxSpark(remote=CONNECT.url(), progress=False).connect()
         elif name == "seq":
             self.made[name] = rxspark.RxLocalSeq()
         elif name == "localpar":
@@ -69,7 +103,20 @@ REGISTRY = ContextRegistry()
 
 
 def pytest_sessionfinish(session, exitstatus):
-    REGISTRY.close()
+    try:
+        REGISTRY.close()
+    finally:
+        CONNECT.stop()
+
+
+@pytest.fixture
+def spark_connect():
+    return REGISTRY.get("spark-connect")
+
+
+@pytest.fixture(scope="session")
+def connect_url() -> str:
+    return CONNECT.url()
 
 
 @pytest.fixture(scope="session")
