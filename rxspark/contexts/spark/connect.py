@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ...errors import RxJobCanceledError, RxJobError, RxWorkerLostError
-from ...worker import load_payload, run_chunk
+from ...worker import InlinePayload, load_payload, run_chunk
 from .engine import SparkEngine, chunk_result, progress_bar
 
 if TYPE_CHECKING:
@@ -47,6 +47,8 @@ _RXSPARK_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(_
 RESULT_SCHEMA = "index long, result binary, error string"
 # The largest serialized ChunkResult a chunk may send back (bytes), unless spark.driver.maxResultSize is smaller.
 DEFAULT_CHUNK_RESULT_LIMIT = 256 * 1024 * 1024
+# Payload and chunks up to this size (bytes) travel inside the query (one round trip less than artifacts).
+INLINE_LIMIT = 256 * 1024
 
 
 def is_connect_session(session: Any) -> bool:
@@ -85,7 +87,9 @@ class ArtifactPayload:
         return load_payload(blob)
 
 
-def _job_chunks(key: str, name: str) -> list[Any]:
+def _job_chunks(key: str, name: str | list[Any]) -> list[Any]:
+    if not isinstance(name, str):
+        return name  # small jobs: the chunks ride in the query itself
     with _chunks_lock:
         chunks = _chunks.get(key)
         if chunks is not None:
@@ -122,7 +126,7 @@ def _send(index: int, result: Any, limit: int) -> Any:
     return _result_batch(index, blob, None)
 
 
-def _run_partition(ref: ArtifactPayload, chunks_name: str, limit: int, batches: Any) -> Any:
+def _run_partition(ref: Any, chunks_name: Any, limit: int, batches: Any) -> Any:
     from pyspark import TaskContext
 
     for _ in batches:  # one row: the partition's index
@@ -132,7 +136,7 @@ def _run_partition(ref: ArtifactPayload, chunks_name: str, limit: int, batches: 
     yield _send(index, run_chunk(ref, chunk, serialize_results=True), limit)
 
 
-def _run_once_per_node(ref: ArtifactPayload, chunks_name: str, limit: int, nodes: list[str], batches: Any) -> Any:
+def _run_once_per_node(ref: Any, chunks_name: Any, limit: int, nodes: list[str], batches: Any) -> Any:
     from pyspark import BarrierTaskContext
 
     for _ in batches:
@@ -252,8 +256,12 @@ class ConnectEngine(SparkEngine):
             self.session.addArtifacts(path, pyfile=True)
             self._shipped = True
 
-    def _upload(self, job: JobSink) -> tuple[ArtifactPayload, str]:
+    def _upload(self, job: JobSink) -> tuple[Any, Any]:
+        """Where the job's payload and chunks are: inline in the query when small, else file artifacts."""
         plan = job.plan
+        chunks_blob = pickle.dumps(list(plan.chunks), protocol=pickle.HIGHEST_PROTOCOL)
+        if len(plan.payload_blob) + len(chunks_blob) <= INLINE_LIMIT:
+            return InlinePayload(job.job_id, plan.payload_blob), list(plan.chunks)
         payload_name = f"rxspark-{job.job_id}.payload"
         chunks_name = f"rxspark-{job.job_id}.chunks"
         payload_path = os.path.join(self._tmp, payload_name)
@@ -261,7 +269,7 @@ class ConnectEngine(SparkEngine):
         with open(payload_path, "wb") as f:
             f.write(plan.payload_blob)
         with open(chunks_path, "wb") as f:
-            pickle.dump(list(plan.chunks), f, protocol=pickle.HIGHEST_PROTOCOL)
+            f.write(chunks_blob)
         try:
             self.session.addArtifacts(payload_path, chunks_path, file=True)
         finally:
