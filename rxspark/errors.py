@@ -45,6 +45,25 @@ class RxWorkerLostError(RxJobError):
     """The process running a chunk died on every allowed attempt."""
 
 
+class RxPayloadError(RxJobError):
+    """The job's function and shared arguments cannot be loaded on a worker (a module missing there ...).
+
+    No task of the job can run where that happens, so the job fails as a
+    whole, once, whatever ``continue_on_failure`` says. The message names what
+    is missing and how to fix it.
+
+    Attributes:
+        module: The module the workers could not import, when that was the cause (else None).
+    """
+
+    def __init__(self, message: str, module: str | None = None) -> None:
+        super().__init__(message)
+        self.module = module
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.module))
+
+
 class RxShareError(RxError):
     """Shared data could not be stored or loaded (missing, truncated or altered file).
 

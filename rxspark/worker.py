@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import cloudpickle
 
 from ._sources import SourceTable, format_exception
-from .errors import RxTaskError
+from .errors import RxPayloadError, RxTaskError
 from .plan import Chunk, Payload, call_arguments
 from .rng import Streams
 
@@ -253,9 +253,12 @@ class ChunkResult:
     offsets: list[int] = field(default_factory=list)
     times: Any = field(default_factory=lambda: array("d"))  # seconds per task
     payload_loaded: bool = False
+    # Set when the job's payload could not be loaded where the chunk ran: no task of it ran there.
+    payload_error: str | None = None
+    payload_module: str | None = None
 
     def get_values(self) -> list[Any]:
-        if self.values is None:
+        if self.payload_error is not None or self.values is None:
             self.load_values()
         assert self.values is not None
         return self.values
@@ -265,7 +268,19 @@ class ChunkResult:
 
         Values the driver cannot load (say, of a class that exists only on
         the workers) fail the chunk's tasks as RxTaskErrors, not the job.
+
+        Raises:
+            RxPayloadError: The job's function and shared arguments could not be
+                loaded where the chunk ran. None of its tasks ran, and no task of
+                the job can run there: the job fails as a whole, once, whatever
+                ``continue_on_failure`` says (contexts call this before
+                delivering the chunk, so the error ends the job's run).
         """
+        if self.payload_error is not None:
+            raise RxPayloadError(
+                f"{self.payload_error}. No task ran (found by chunk {self.index}, tasks {self.start}..{self.stop - 1})",
+                self.payload_module,
+            )
         if self.values is not None:
             return
         n = self.stop - self.start
@@ -356,6 +371,43 @@ def _failed_chunk(result: ChunkResult, chunk: Chunk, exc_type: str, message: str
     return result
 
 
+def _missing_module(exc: BaseException | None) -> str | None:
+    """The module whose import failed while unpickling (``exc`` or what caused it), or None."""
+    while exc is not None:
+        if isinstance(exc, ModuleNotFoundError) and exc.name:
+            return exc.name
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def unloadable(what: str, node: str, exc: BaseException) -> tuple[str, str | None]:
+    """(message, missing module) for ``what`` that cannot be unpickled on ``node``: what is wrong, and the fix.
+
+    Functions and classes of an imported module travel by reference (only
+    the module's name and the object's name); those of ``__main__`` or a
+    notebook cell, or of a module registered with
+    ``cloudpickle.register_pickle_by_value``, travel by value.
+    """
+    root = exc.__cause__ if isinstance(exc, PayloadLoadError) and exc.__cause__ is not None else exc
+    message = f"{what} cannot be loaded on node {node}: {type(root).__name__}: {_safe_str(root)}"
+    module = _missing_module(root)
+    if module is not None:
+        top = module.split(".")[0]
+        return (
+            f"{message}. They refer to the module {module!r} by name (it was imported on the driver, not defined "
+            f"in __main__ or a notebook cell), and the workers cannot import it. Either send it with the job: "
+            f"run `import cloudpickle, {top}; cloudpickle.register_pickle_by_value({top})` on the driver before "
+            f"rx_exec; or install it on the workers (pip install it there, or ship it with spark-submit --py-files, "
+            f"spark.submit.pyFiles or SparkContext.addPyFile)",
+            module,
+        )
+    return (
+        f"{message} (does it need a module that is missing on the workers, or a different version of it? Modules of "
+        f"your own can travel with the job: cloudpickle.register_pickle_by_value(module) on the driver)",
+        None,
+    )
+
+
 def default_node() -> str:
     return socket.gethostname()
 
@@ -393,13 +445,15 @@ def run_chunk(
     except PackageImportError as exc:
         return _failed_chunk(result, chunk, "ModuleNotFoundError", str(exc), serialize_results)
     except PayloadLoadError as exc:  # deterministic: every attempt would fail alike, so it is not retried
-        why = f"the job's function and shared arguments cannot be loaded on node {node}: {exc}"
-        return _failed_chunk(result, chunk, "RxPayloadError", why + " (is a module they need missing there?)", serialize_results)
+        # No task of the job can run here: the driver fails the whole job once (ChunkResult.load_values).
+        why, result.payload_module = unloadable("the job's function and shared arguments", node, exc)
+        result.payload_error = why
+        return _failed_chunk(result, chunk, "RxPayloadError", why, serialize_results)
     try:
         calls = chunk.get_calls()
-    except Exception as exc:  # noqa: BLE001 - as above, for the chunk's own per-call arguments
-        why = f"the per-call arguments of chunk {chunk.index} cannot be loaded on node {node}: {type(exc).__name__}: {_safe_str(exc)}"
-        return _failed_chunk(result, chunk, "RxPayloadError", why + " (is a module they need missing there?)", serialize_results)
+    except Exception as exc:  # noqa: BLE001 - as above, for the chunk's own per-call arguments (only its tasks fail)
+        why, _ = unloadable(f"the per-call arguments of chunk {chunk.index}", node, exc)
+        return _failed_chunk(result, chunk, "RxPayloadError", why, serialize_results)
 
     payload = prepared.payload
     function = prepared.function

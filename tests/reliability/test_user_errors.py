@@ -15,6 +15,7 @@ import warnings
 import pytest
 
 from rxspark import RxTaskError, RxTaskFailureWarning, rx_elem_arg, rx_exec
+from rxspark.errors import RxPayloadError
 
 from . import faults
 from .conftest import eventually, pid_alive
@@ -101,21 +102,29 @@ def test_a_result_the_driver_cannot_load_fails_only_its_chunk(context):
                 compute_context=context)
 
 
-@pytest.mark.parametrize("where", ["shared", "per-call"])
-def test_arguments_the_workers_cannot_load_fail_their_tasks_without_retries(context, where):
-    """A job that pickles on the driver but not back on a worker (a module missing there) is the
-    user's problem, said per task: Spark must not retry it as a lost worker."""
-    if where == "shared":
-        args, failed = (faults.Unloadable(), rx_elem_arg(range(4))), [0, 1, 2, 3]
-    else:
-        args, failed = (rx_elem_arg([1, faults.Unloadable(), 3, 4]),), [0, 1]  # chunk 0 carries it
+def test_shared_arguments_the_workers_cannot_load_fail_the_job_once_without_retries(context):
+    """A payload that pickles on the driver but not back on a worker (a module missing there) is the
+    user's problem: no task can run, so the job fails once with RxPayloadError (whatever
+    continue_on_failure says), and Spark must not retry it as a lost worker."""
+    began = time.monotonic()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(RxPayloadError, match="cannot be loaded on node .*ValueError") as info:
+            rx_exec(faults.echo, faults.Unloadable(), rx_elem_arg(range(4)), task_chunk_size=2, compute_context=context)
+    assert time.monotonic() - began < 30
+    assert "No task ran" in str(info.value) and info.value.module is None
+    assert not [w for w in seen if issubclass(w.category, RxTaskFailureWarning)]
+    assert rx_exec(faults.echo, rx_elem_arg(range(2)), compute_context=context) == [((0,), {}), ((1,), {})]
+
+
+def test_per_call_arguments_the_workers_cannot_load_fail_only_their_tasks_without_retries(context):
+    """Per-call arguments travel with their chunk: only that chunk's tasks fail, said per task."""
     began = time.monotonic()
     with pytest.warns(RxTaskFailureWarning):
-        out = rx_exec(faults.echo, *args, task_chunk_size=2, compute_context=context)
+        out = rx_exec(faults.echo, rx_elem_arg([1, faults.Unloadable(), 3, 4]), task_chunk_size=2, compute_context=context)
     assert time.monotonic() - began < 30
-    assert [i for i, v in enumerate(out) if isinstance(v, RxTaskError)] == failed
-    for i in failed:
+    assert [i for i, v in enumerate(out) if isinstance(v, RxTaskError)] == [0, 1]  # chunk 0 carries it
+    for i in (0, 1):
         assert out[i].exc_type == "RxPayloadError" and "cannot be loaded on node" in out[i].message
         assert "ValueError" in out[i].message
-    if where == "per-call":
-        assert out[2:] == [((3,), {}), ((4,), {})]
+    assert out[2:] == [((3,), {}), ((4,), {})]
