@@ -9,10 +9,19 @@
 
 ``rxspark job cancel`` on a job of another process records a cancel request;
 that process cancels the job within about a second (its job monitor polls
-for requests). A job whose process is gone is reported "undetermined" and
+for requests), and the command waits up to ``--timeout`` seconds (default 5)
+to report it. A job whose process is gone is reported "undetermined" and
 can only be cleaned up.
 
-Exit codes: 0 success, 1 failure (missing job, failed check ...), 2 bad usage.
+A job's record goes once its outcome was handed out, when its
+``auto_cleanup`` is on (the default): a blocking job's when its call ends
+(Ctrl-C included), a non-waiting job's when its results are collected
+(``rxspark job results`` included, after printing them in full; ``--keep``
+keeps it). From then on its id reads ``missing``.
+
+Exit codes: 0 success, 1 failure (missing job, failed check ...), 2 bad usage,
+141 when the reader of the output went away (``rxspark job results ID | head``),
+as for Unix tools stopped by SIGPIPE.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import pprint
 import re
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,45 +88,95 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_job(args: argparse.Namespace) -> int:
-    from .jobs import rx_cancel_job, rx_cleanup_jobs, rx_get_job_output, rx_get_job_results, rx_get_job_status
+def _missing_note(job_id: str, share_dir: str) -> str:
+    return (
+        f"rxspark: no record of job {job_id} in {share_dir}: it never ran with this job store, or its record was "
+        "removed once its outcome was handed out (auto_cleanup) or by `rxspark job cleanup`"
+    )
 
-    where = {"share_dir": _share_dir(args)}
-    job_id = args.job_id
-    if args.action == "status":
-        status = rx_get_job_status(job_id, **where)
-        print(status)
-        return 1 if status == "missing" else 0
-    if args.action == "output":
-        sys.stdout.write(rx_get_job_output(job_id, **where))
-        return 0
-    if args.action == "results":
-        timeout = None if args.wait else args.timeout
-        try:
-            value = rx_get_job_results(job_id, auto_cleanup=False if args.keep else None, timeout=timeout, **where)
-        except TimeoutError:
-            status = rx_get_job_status(job_id, **where)
-            print(f"job {job_id} is still {status}; try again later, or pass --wait / --timeout SECONDS", file=sys.stderr)
-            return 1
+
+def _results(args: argparse.Namespace, share_dir: str) -> int:
+    """Print (or save) a job's outcome; only then, if the job's auto_cleanup says so (and not --keep), remove its record."""
+    from .jobs.functions import _require
+
+    job = _require(args.job_id, None, share_dir)
+    timeout = None if args.wait else (args.timeout if args.timeout is not None else 0.0)
+    failed: BaseException | None = None
+    try:
+        value = job.collect(timeout=timeout, auto_cleanup=False)
+    except TimeoutError:
+        print(f"job {args.job_id} is still {job.status()}; try again later, or pass --wait / --timeout SECONDS", file=sys.stderr)
+        return 1
+    except RxJobCanceledError as exc:
+        failed = exc
+        print(f"rxspark: {exc}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - the job's own failure is its outcome: reported, not a crash
+        failed = exc
+        print(f"rxspark: job {args.job_id} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+    if failed is None:
         if args.save:
             import cloudpickle
 
             with open(args.save, "wb") as f:
                 cloudpickle.dump(value, f)
-            print(f"results of {job_id} saved to {args.save}")
+            print(f"results of {args.job_id} saved to {args.save}")
         else:
             pprint.pprint(value)
-        return 0
-    if args.action == "cancel":
-        if rx_cancel_job(job_id, **where):
-            status = rx_get_job_status(job_id, **where)
-            if status == "canceled":
-                print(f"job {job_id} canceled")
-            else:
-                print(f"cancel requested for job {job_id}: the process running it stops it within about a second")
-            return 0
-        print(f"job {job_id} already ended ({rx_get_job_status(job_id, **where)}); nothing to cancel")
+        sys.stdout.flush()  # a reader that went away (| head) stops us here, before the record goes
+    if job.auto_cleanup and not args.keep:
+        job.cleanup()
+        print(f"rxspark: job {args.job_id} collected; its record was removed (auto_cleanup; --keep keeps it)", file=sys.stderr)
+    return 0 if failed is None else 1
+
+
+def _cancel(args: argparse.Namespace, share_dir: str) -> int:
+    """Cancel a job; for a job of another process, wait up to --timeout seconds for its process to act."""
+    from .jobs import rx_cancel_job, rx_get_job_status
+
+    job_id = args.job_id
+    if not rx_cancel_job(job_id, share_dir=share_dir):
+        print(f"job {job_id} already ended ({rx_get_job_status(job_id, share_dir=share_dir)}); nothing to cancel")
         return 1
+    deadline = time.monotonic() + (args.timeout if args.timeout is not None else 5.0)
+    while True:
+        status = rx_get_job_status(job_id, share_dir=share_dir)
+        if status == "canceled":
+            print(f"job {job_id} canceled")
+            return 0
+        if status == "missing":
+            # Its process acted and removed the record: a blocking job's goes when its call ends.
+            print(f"job {job_id} canceled; its process removed its record as the call that ran it ended (auto_cleanup)")
+            return 0
+        if status in ("finished", "failed"):
+            print(f"job {job_id} {status} before the cancel request was acted on")
+            return 1
+        if time.monotonic() >= deadline:
+            print(f"cancel requested for job {job_id} (still {status}): the process running it stops it within about a second")
+            return 0
+        time.sleep(0.1)
+
+
+def _cmd_job(args: argparse.Namespace) -> int:
+    from .jobs import rx_cleanup_jobs, rx_get_job_output, rx_get_job_status
+
+    share_dir = _share_dir(args)
+    where = {"share_dir": share_dir}
+    job_id = args.job_id
+    if args.action == "status":
+        status = rx_get_job_status(job_id, **where)
+        print(status)
+        if status == "missing":
+            sys.stdout.flush()
+            print(_missing_note(job_id, share_dir), file=sys.stderr)
+            return 1
+        return 0
+    if args.action == "output":
+        sys.stdout.write(rx_get_job_output(job_id, **where))
+        return 0
+    if args.action == "results":
+        return _results(args, share_dir)
+    if args.action == "cancel":
+        return _cancel(args, share_dir)
     # cleanup
     removed = rx_cleanup_jobs(job_id, force=args.force, **where)
     if removed:
@@ -331,9 +391,10 @@ def _parser() -> argparse.ArgumentParser:
     job.add_argument("job_id", metavar="JOB_ID")
     job.add_argument("--share-dir", metavar="DIR", help=store_help)
     job.add_argument("--force", action="store_true", help="cleanup: also delete unretrieved results or a corrupted record")
-    job.add_argument("--keep", action="store_true", help="results: keep the job's record (no auto_cleanup)")
+    job.add_argument("--keep", action="store_true", help="results: keep the job's record (by default it goes once the results are printed, if the job has auto_cleanup)")
     job.add_argument("--wait", action="store_true", help="results: wait for the job to end")
-    job.add_argument("--timeout", type=float, default=0.0, metavar="SECONDS", help="results: wait this long at most")
+    job.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                     help="results: wait this long at most (default 0); cancel: wait this long for the job's process to act (default 5)")
     job.add_argument("--save", metavar="FILE", help="results: write them to FILE (cloudpickle) instead of printing")
     job.set_defaults(run=_cmd_job)
 
@@ -356,6 +417,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.simplefilter("always")
         try:
             code = args.run(args)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            return _reader_gone()
         except RxJobCanceledError as exc:
             print(f"rxspark: {exc}", file=sys.stderr)
             code = 1
@@ -365,6 +429,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     for warning in caught:
         print(f"rxspark: warning: {warning.message}", file=sys.stderr)
     return code
+
+
+def _reader_gone() -> int:
+    """The reader of stdout went away (``| head``): stop quietly, as Unix tools killed by SIGPIPE do.
+
+    What is still buffered can never be written: point stdout at /dev/null so
+    the interpreter's final flush does not print a BrokenPipeError either.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + 13  # 128 + SIGPIPE, what a shell reports for `yes | head`
 
 
 if __name__ == "__main__":  # pragma: no cover

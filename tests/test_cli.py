@@ -81,14 +81,26 @@ def test_cancel_a_running_job(share_dir, tmp_path):
     log = str(tmp_path / "log")
     job = rx_exec(jobtasks.logged_sleep, rx_elem_arg(range(40)), log, wait=False, auto_cleanup=False)
     out = rxspark_cmd("job", "cancel", job.job_id, "--share-dir", share_dir)
-    assert out.returncode == 0 and "cancel requested" in out.stdout
-    # This process owns the job: its monitor acts on the request within about a second.
+    # This process owns the job: its monitor acts on the request within about a second, and the
+    # command waits (up to --timeout, 5 s) to say so.
+    assert out.returncode == 0 and out.stdout == f"job {job.job_id} canceled\n"
     assert job.wait_done(10) == "canceled"
     job._thread.join(timeout=30)
     again = rxspark_cmd("job", "cancel", job.job_id, "--share-dir", share_dir)
     assert again.returncode == 0 and "canceled" in again.stdout
     results = rxspark_cmd("job", "results", job.job_id, "--share-dir", share_dir)
     assert results.returncode == 1 and "was canceled" in results.stderr
+
+
+def test_cancel_without_waiting_for_the_owner(share_dir, tmp_path):
+    job = rx_exec(jobtasks.logged_sleep, rx_elem_arg(range(40)), str(tmp_path / "log"), wait=False, auto_cleanup=False)
+    try:
+        out = rxspark_cmd("job", "cancel", job.job_id, "--share-dir", share_dir, "--timeout", "0")
+        assert out.returncode == 0 and "cancel requested" in out.stdout and "(still " in out.stdout
+        assert job.wait_done(10) == "canceled"
+    finally:
+        job.cancel()
+        job._thread.join(timeout=30)
 
 
 def test_results_of_a_running_job_do_not_block_by_default(share_dir, tmp_path):

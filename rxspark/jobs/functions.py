@@ -64,11 +64,28 @@ def _resolve(job: Any, compute_context: Any, share_dir: Any) -> tuple[BaseJob | 
         raise RxArgumentTypeError(f"job must be an RxJob or a job id string, got {type(job).__name__}")
     _store.check_job_id(job)
     live = _live.get(job)
-    if live is not None:
+    if live is not None and not _cleaned(live):
         return live, None
     store = _store_of(compute_context, share_dir)
     record = read_job(store, job)
     return (StoredJob(store, record) if record is not None else None), store
+
+
+def _cleaned(job: RxJob) -> bool:
+    """Whether a job of this process ended and its record was removed (here, or by another
+    process that collected or cleaned it up).
+
+    An id then reads "missing", here as in any other process; the job object itself keeps
+    answering with its final state.
+    """
+    if not job.done():
+        return False
+    recorder = getattr(job, "_recorder", None)
+    if getattr(recorder, "cleaned", False):
+        return True
+    if getattr(recorder, "recorded", False):
+        return not os.path.exists(_store.store_for(job.share_dir).job_dir(job.job_id))
+    return False
 
 
 def _require(job: Any, compute_context: Any, share_dir: Any) -> BaseJob:
@@ -91,9 +108,12 @@ def rx_get_job_status(job: JobLike, *, compute_context: ComputeContext | None = 
         share_dir: Look an id up in this job store instead.
 
     Returns:
-        "queued", "running", "finished", "failed", "canceled", "missing" (no
-        such job) or "undetermined" (recorded as running, but the process that
-        ran it is gone).
+        "queued", "running", "finished", "failed", "canceled", "missing" or
+        "undetermined". "missing": no record of that id (it never ran with this
+        job store, or its record was removed once its outcome was handed out
+        with ``auto_cleanup``, or by ``rx_cleanup_jobs``); "undetermined":
+        recorded as queued or running, but the process that ran it is gone.
+        A job object answers with its own state, never "missing".
 
     Raises:
         RxJobError: The job's record is corrupted or not private to this user.
@@ -218,7 +238,7 @@ def rx_get_jobs(
     found: dict[str, BaseJob] = {}
     for job_id in store.job_ids():
         live = _live.get(job_id)
-        if live is not None:
+        if live is not None and not _cleaned(live):
             found[job_id] = live
             continue
         try:

@@ -7,15 +7,26 @@ and :meth:`JobRecord.from_json` convert it to and from the JSON object on
 disk (same keys as ever, ``RECORD_FORMAT`` 1, so records written by earlier
 versions read back, and keys this version does not know are kept).
 
-When a job of this process writes its record (:class:`Recorder`):
+When a job of this process writes its record (:class:`Recorder`), and when
+the record goes. The rule: a record is kept until the job's outcome (results,
+exception or cancellation) has been handed out; then, with ``auto_cleanup``
+(the default), it is removed, and the job id reads "missing" everywhere
+(``rx_get_job_status``, ``rx_get_jobs``, ``rxspark job status``):
 
 * a non-waiting job writes it when submitted, when it starts, and when it
-  ends (with its results or exception); the record is kept until the results
-  are collected (``auto_cleanup``) or ``rx_cleanup_jobs`` removes it;
+  ends (with its results or exception); the record is kept until the outcome
+  is collected (``job.result()``, ``rx_get_job_results``, ``rxspark job
+  results``) or ``rx_cleanup_jobs`` removes it. A canceled one stays
+  "canceled" until then;
 * a waiting job writes nothing unless it runs longer than ``RECORD_DELAY``
-  (then it becomes visible to ``rx_get_jobs`` from other processes), or
-  ``auto_cleanup=False`` asks for a record to be kept: short waiting calls
-  never touch the disk;
+  (then it becomes visible to ``rx_get_jobs`` from other processes, which
+  may cancel it), or ``auto_cleanup=False`` asks for a record to be kept:
+  short waiting calls never touch the disk. Its outcome goes to the
+  ``rx_exec`` call itself (results, a raised error, ``RxJobCanceledError``,
+  or the ``KeyboardInterrupt`` of a Ctrl-C), so its record goes when the job
+  ends, whatever the outcome;
+* ``auto_cleanup=False`` keeps every record (finished, failed or canceled)
+  until ``rx_cleanup_jobs``;
 * while a recorded job runs, the monitor ticks it about once per ``TICK``: its
   progress is refreshed, a heartbeat written every ``HEARTBEAT``, and a cancel
   request written by another process is noticed.
@@ -248,7 +259,11 @@ class Recorder:
 
     def on_cancel(self) -> None:
         job = self._owner()
-        if self._kept(job):
+        if job.waiting and job.auto_cleanup:
+            # The rx_exec call gets the outcome (RxJobCanceledError, or the KeyboardInterrupt of a
+            # Ctrl-C, which never reaches a collect): the record goes now, as for a finished call.
+            self.on_collected(cleanup=True, first=True)
+        elif self._kept(job) or not job.auto_cleanup:
             self._save_quietly(job, "canceled", final=True)
 
     def on_collected(self, cleanup: bool, first: bool) -> None:

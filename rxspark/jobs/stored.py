@@ -65,8 +65,10 @@ def read_job(store: _store.JobStore, job_id: str) -> JobRecord | None:
 
 def missing_job_error(job_id: str, store: _store.JobStore) -> RxJobError:
     return RxJobError(
-        f"no job {job_id!r} in this process or in the job store {store.root}: it never ran with that share_dir, "
-        "or it was cleaned up (auto_cleanup); pass compute_context= or share_dir= to look elsewhere"
+        f"no job {job_id!r} in this process or in the job store {store.root} (status 'missing'): it never ran "
+        "with that share_dir (pass compute_context= or share_dir= to look elsewhere), or its record was removed: "
+        "with auto_cleanup once its outcome was handed out (a blocking rx_exec returning or raising, job.result(), "
+        "rx_get_job_results or `rxspark job results` without --keep), or by rx_cleanup_jobs"
     )
 
 
