@@ -14,6 +14,7 @@ outside the backends.
 
 from __future__ import annotations
 
+import html as _html
 import os
 import threading
 from typing import TYPE_CHECKING, Any, Protocol
@@ -49,6 +50,9 @@ class JobSink(Protocol):
     def delivered(self) -> int:
         """How many distinct chunks were delivered so far."""
 
+    def note_progress(self, text: str) -> None:
+        """A short note on the job's progress bar, if it has one (e.g. what a server says)."""
+
 
 class ComputeContext:
     """Base class of compute contexts.
@@ -59,6 +63,9 @@ class ComputeContext:
         auto_cleanup: Delete job artifacts once results are returned.
         packages_to_load: Modules imported on each worker before the first task.
         share_dir: Where job records and shared data are kept (default: ``rx_options()["share_dir"]``).
+        progress: Show a progress bar for each job: None (only when interactive: a Jupyter kernel
+            or a terminal), True or False. The bar is made where the job is submitted and keeps
+            its final line (tasks, time, rate).
     """
 
     name = "ComputeContext"
@@ -71,7 +78,10 @@ class ComputeContext:
         auto_cleanup: bool = True,
         packages_to_load: list[str] | None = None,
         share_dir: str | os.PathLike[str] | None = None,
+        progress: bool | None = None,
     ) -> None:
+        if progress is not None and not isinstance(progress, bool):
+            raise RxArgumentTypeError(f"{type(self).__name__}: progress must be None, True or False, got {progress!r}")
         for arg, value in (("wait", wait), ("console_output", console_output), ("auto_cleanup", auto_cleanup)):
             if not isinstance(value, bool):
                 raise RxArgumentTypeError(f"{type(self).__name__}: {arg} must be True or False, got {value!r}")
@@ -85,6 +95,7 @@ class ComputeContext:
         self.console_output = console_output
         self.auto_cleanup = auto_cleanup
         self.packages_to_load = list(packages_to_load or [])
+        self.progress = progress
         self._share_dir = os.fspath(share_dir) if share_dir is not None else None
         self._previous: list[ComputeContext] = []
         self._closed = False
@@ -108,6 +119,12 @@ class ComputeContext:
         ``ChunkResult``).
         """
         raise NotImplementedError
+
+    def prepare(self, job: JobSink) -> None:
+        """Get ready to run ``job`` (e.g. start a session); called in the job's thread while it is still queued.
+
+        Raising here fails the job with that error.
+        """
 
     def cancel(self, job: JobSink) -> None:
         """Stop the running work of ``job`` (called from any thread, once, after ``job.should_stop()``)."""
@@ -135,8 +152,25 @@ class ComputeContext:
         _active.swap(previous)  # None: the default context
         self.close()
 
+    def ui_url(self) -> str | None:
+        """The address of the context's web UI (Spark's), if it has one and it runs."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(wait={self.wait})"
+
+    def _html_rows(self) -> list[tuple[str, str]]:
+        """(name, HTML value) rows of the context's HTML repr, after its repr line."""
+        return [("wait", str(self.wait)), ("progress", "when interactive" if self.progress is None else str(self.progress))]
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><th style='text-align:left;padding-right:1em'>{_html.escape(k)}</th><td style='text-align:left'>{v}</td></tr>"
+            for k, v in self._html_rows()
+        )
+        url = self.ui_url()
+        link = f" &middot; <a href='{_html.escape(url)}' target='_blank'>Spark UI</a>" if url else ""
+        return f"<div><b>{_html.escape(type(self).__name__)}</b>{link}<table>{rows}</table></div>"
 
 
 def check_positive_int(owner: str, name: str, value: Any, allow_none: bool = True) -> None:

@@ -426,7 +426,8 @@ class RxForeachDoPar(ExecutorContext):
         wait: Whether ``rx_exec`` blocks (True) or returns an ``RxJob`` (False).
         num_workers: Parallelism to assume (default chunk count); read from the
             executor when it says (``_max_workers``), else the number of cores.
-        **kwargs: ``console_output``, ``auto_cleanup``, ``packages_to_load``, ``share_dir``.
+        **kwargs: ``console_output``, ``auto_cleanup``, ``packages_to_load``, ``share_dir``,
+            ``progress`` (a bar per job: None, the default, shows it only when interactive).
     """
 
     name = "RxForeachDoPar"

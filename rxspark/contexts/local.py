@@ -35,10 +35,15 @@ class RxLocalSeq(ComputeContext):
     Args:
         wait: Whether ``rx_exec`` blocks (True) or returns an ``RxJob`` (False);
             a non-waiting job runs in a background thread.
+        progress: A progress bar per job: False by default here (the default context runs
+            every small call; ``True`` shows one, ``None`` only when interactive).
         console_output, auto_cleanup, packages_to_load, share_dir: See :class:`ComputeContext`.
     """
 
     name = "RxLocalSeq"
+
+    def __init__(self, *, progress: bool | None = False, **kwargs: Any) -> None:
+        super().__init__(progress=progress, **kwargs)
 
     def run_chunks(self, job: JobSink) -> None:
         ref = LocalPayload(job.job_id, job.plan.payload)
@@ -344,7 +349,8 @@ class RxLocalParallel(ExecutorContext):
     Args:
         num_workers: Number of processes; None uses ``rx_options()["num_cores_to_use"]``.
         wait: Whether ``rx_exec`` blocks (True) or returns an ``RxJob`` (False).
-        **kwargs: ``console_output``, ``auto_cleanup``, ``packages_to_load``, ``share_dir``.
+        **kwargs: ``console_output``, ``auto_cleanup``, ``packages_to_load``, ``share_dir``,
+            ``progress`` (a bar per job: None, the default, shows it only when interactive).
     """
 
     name = "RxLocalParallel"

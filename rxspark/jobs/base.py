@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from .._warn import user_stacklevel
-from ..errors import RxJobCanceledError, RxTaskError, RxTaskFailureWarning
+from ..errors import RxError, RxJobCanceledError, RxTaskError, RxTaskFailureWarning
 
 
 class BaseJob(Future, metaclass=abc.ABCMeta):
@@ -152,6 +152,10 @@ class BaseJob(Future, metaclass=abc.ABCMeta):
         if kind == "canceled":
             raise RxJobCanceledError(f"job {self.job_id} was canceled; it has no results")
         if kind == "failed":
+            if isinstance(value, RxError):
+                # rxspark's own errors say what happened; the job thread's frames below this call are
+                # rxspark's (the cause, e.g. Spark's error or the task's exception, is kept).
+                raise value.with_traceback(None)
             raise value
         return value
 
@@ -184,6 +188,24 @@ class BaseJob(Future, metaclass=abc.ABCMeta):
         status, done, total = self._summary()
         return f"<RxJob {self.job_id} {self.function_name} {status} {done}/{total} tasks{self._repr_note}>"
 
+    def progress_bar(self) -> Any:
+        """Show a live progress bar of this job here (the current notebook cell, or stderr) until it ends.
+
+        Returns:
+            The bar (:class:`rxspark.progress.ProgressBar`), or None when tqdm is not installed.
+        """
+        from .. import progress
+
+        return progress.watch(self)
+
+    def _ipython_display_(self) -> None:
+        """``display(job)`` in a notebook: a live bar while the job runs, its summary once it ended."""
+        from IPython.display import display
+
+        if self.status() in ("queued", "running") and self.progress_bar() is not None:
+            return
+        display({"text/plain": repr(self), "text/html": self._repr_html_()}, raw=True)
+
     def _repr_html_(self) -> str:
         status, done, total = self._summary()
         pct = 100 * done // total if total else 100
@@ -193,3 +215,25 @@ class BaseJob(Future, metaclass=abc.ABCMeta):
             f"<div style='background:#ddd;width:200px;height:8px'><div style='background:#4a4;width:{pct * 2}px;"
             f"height:8px'></div></div></div>"
         )
+
+
+class JobTable(dict):
+    """What ``rx_get_jobs`` returns: a ``dict`` job id -> job, shown as a table in notebooks."""
+
+    def _repr_html_(self) -> str:
+        rows = []
+        for job_id, job in self.items():
+            try:
+                status, done, total = job._summary()
+                name = job.function_name
+            except Exception:  # noqa: BLE001 - a record that cannot be read is still listed
+                status, done, total, name = "undetermined", 0, 0, "?"
+            context = getattr(job, "context", None)
+            url = context.ui_url() if context is not None and hasattr(context, "ui_url") else None
+            link = f"<a href='{_html.escape(url)}' target='_blank'>Spark UI</a>" if url else ""
+            rows.append(
+                f"<tr><td><code>{_html.escape(str(job_id))}</code></td><td>{_html.escape(name)}</td>"
+                f"<td>{_html.escape(status)}</td><td>{done}/{total}</td><td>{link}</td></tr>"
+            )
+        head = "<tr><th>job</th><th>function</th><th>status</th><th>tasks</th><th></th></tr>"
+        return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>" if rows else "<i>no jobs</i>"

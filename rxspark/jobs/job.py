@@ -6,7 +6,10 @@ calls the user's callback, applies the failure policy (``continue_on_failure``),
 and assembles the results in task order (a list, or a dict for named
 ``elem_args`` / ``once_per_elem``). Warnings and console output are emitted in
 the thread that collects the results. ``run()`` drives the job in the calling
-thread; ``start_background()`` in a daemon thread of its own.
+thread; ``start_background()`` in a daemon thread of its own. Both are called
+in the submitting thread, which is where the job's progress bar is made
+(:mod:`rxspark.progress`), so it lives in the notebook cell that started the
+job, whichever thread then runs it.
 
 Its record in the job store (so other processes can list, query and cancel
 it) is written by its :class:`~rxspark.jobs.record.Recorder`, which the job
@@ -33,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
+from .. import progress as _progress
 from ..errors import RxTaskError
 from ..plan import TaskPlan
 from ..worker import ChunkResult
@@ -84,6 +88,7 @@ class RxJob(BaseJob):
         auto_cleanup: bool = True,
         callback: Callable[[Any], Any] | None = None,
         job_id: str | None = None,
+        progress: bool | None = None,
     ) -> None:
         super().__init__(
             job_id or new_job_id(),
@@ -113,6 +118,10 @@ class RxJob(BaseJob):
         # thread, before ``callback``. It may take the chunk's values (leave ``values`` None then):
         # the job's own result holds None for them.
         self.chunk_listener: Callable[[ChunkResult], None] | None = None
+        # None: the context's ``progress`` setting (and no bar for jobs with a chunk_listener: their
+        # calls, not the job, are what the user sees).
+        self._progress_setting = progress
+        self._bar: _progress.ProgressBar | None = None
         _live[self.job_id] = self
 
     # ------------------------------------------------------------ public API
@@ -216,6 +225,7 @@ class RxJob(BaseJob):
             self._stop.set()
             if was_running:
                 self.context.cancel(self)
+            self._close_bar("canceled")
         return True
 
     def wait_done(self, timeout: float | None = None) -> str:
@@ -278,6 +288,12 @@ class RxJob(BaseJob):
         with self._lock:
             return len(self._chunks)
 
+    def note_progress(self, text: str) -> None:
+        """A short note after the count on the job's bar, if it has one."""
+        bar = self._bar
+        if bar is not None:
+            bar.note(text)
+
     def deliver(self, result: ChunkResult) -> None:
         """Take one finished chunk (called by the context, in the job's driver thread)."""
         with self._lock:
@@ -285,6 +301,9 @@ class RxJob(BaseJob):
                 return
             self._chunks[result.index] = result
             self._tasks_done += result.stop - result.start
+        bar = self._bar
+        if bar is not None:
+            bar.update(result.stop - result.start)
         if result.errors and self._first_failure is None:
             first = min(result.errors)
             self._first_failure = result.errors[first]
@@ -303,13 +322,54 @@ class RxJob(BaseJob):
 
     def run(self) -> None:
         """Run the job to completion in this thread."""
+        self._open_bar()
+        self._drive()
+
+    def _drive(self) -> None:
         _monitor.add(self)
         try:
             self._run()
         finally:
             _monitor.discard(self)
 
+    def _open_bar(self) -> None:
+        """Make the job's progress bar here, in the submitting thread (so it lives in the submitting cell)."""
+        setting = self._progress_setting
+        if setting is None:
+            if self.chunk_listener is not None:
+                return  # a batch of RxExecutor / joblib calls
+            setting = getattr(self.context, "progress", False)
+        try:
+            self._bar = _progress.job_bar(setting, self.plan.n_tasks, self.plan.function_name)
+        except Exception:  # noqa: BLE001 - a display that cannot be made must not fail the job
+            self._bar = None
+
+    def _close_bar(self, status: str) -> None:
+        bar = self._bar
+        if bar is None:
+            return
+        if status == "finished":
+            failed = sum(len(cr.errors) for cr in list(self._chunks.values()))
+            if failed:
+                status = f"{failed} failed"
+        try:
+            bar.close(status)
+        except Exception:  # noqa: BLE001, S110 - never fail a job over its bar
+            pass
+
     def _run(self) -> None:
+        with self._phase_lock:
+            if self._phase != _QUEUED:
+                return  # canceled before it started
+        try:
+            # Still queued: a context may start its session here (in the job's own thread for wait=False).
+            self.context.prepare(self)
+            not_ready: BaseException | None = None
+        except KeyboardInterrupt as exc:
+            self.cancel()
+            raise exc.with_traceback(None) from None  # the user's call, not rxspark's frames
+        except BaseException as exc:  # noqa: BLE001 - the job fails with it
+            not_ready = exc
         with self._phase_lock:
             if self._phase != _QUEUED:
                 return  # canceled before it started
@@ -319,6 +379,11 @@ class RxJob(BaseJob):
             self._phase = _RUNNING
             self.started_at = time.time()
         self._recorder.on_start()
+        if self._bar is not None:
+            self._bar.start_clock()
+        if not_ready is not None:
+            self._finish(exception=not_ready)
+            return
         try:
             self.context.run_chunks(self)
             if self._phase != _RUNNING:
@@ -337,9 +402,10 @@ class RxJob(BaseJob):
                 missing = sorted(set(range(len(self.plan.chunks))) - set(self._chunks))
                 raise RuntimeError(f"rxspark internal error: chunks {missing[:10]} were never delivered")
             self._finish(result=self._assemble())
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             self.cancel()
-            raise
+            # Raised anew from here: the frames below (the context's wait for its workers) are rxspark's.
+            raise exc.with_traceback(None) from None
         except BaseException as exc:  # noqa: BLE001 - the job fails with it (unless it was canceled)
             self._finish(exception=exc)
 
@@ -351,7 +417,8 @@ class RxJob(BaseJob):
         """
         self.waiting = False
         self._recorder.on_submit()
-        self._thread = threading.Thread(target=self.run, name=f"rxspark-{self.job_id}", daemon=True)
+        self._open_bar()
+        self._thread = threading.Thread(target=self._drive, name=f"rxspark-{self.job_id}", daemon=True)
         self._thread.start()
 
     def _finish(self, result: Any = None, exception: BaseException | None = None) -> None:
@@ -363,10 +430,13 @@ class RxJob(BaseJob):
         try:
             self._recorder.on_finish(result, exception)  # before the future resolves: see Recorder.on_finish
         finally:  # an interrupt while writing must not leave the outcome decided but never delivered
-            if exception is not None:
-                self.set_exception(exception)
-            else:
-                self.set_result(result)
+            try:
+                self._close_bar("failed" if exception is not None else "finished")  # before waiters print
+            finally:
+                if exception is not None:
+                    self.set_exception(exception)
+                else:
+                    self.set_result(result)
 
     def _tick(self, now: float) -> None:
         """Called by the monitor about once per TICK while the job runs."""

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import RxJobError, RxWorkerLostError
 from ...worker import load_payload, run_chunk
-from .engine import SparkEngine, chunk_result, progress_bar
+from .engine import SparkEngine, chunk_result
 
 if TYPE_CHECKING:
     from ..base import JobSink
@@ -119,6 +119,11 @@ class ClassicEngine(SparkEngine):
     def __init__(self, session: Any) -> None:
         super().__init__(session)
         self._nodes: tuple[tuple[str, ...], list[str]] | None = None
+        # Job groups canceled already: each is canceled once (a second cancel of a group with no
+        # active job logs "WARN DAGScheduler: Failed to cancel job group" into the user's output).
+        # Kept for the session's life: one short id per canceled job.
+        self._canceled: set[str] = set()
+        self._cancel_lock = threading.Lock()
 
     @staticmethod
     def accepts(session: Any) -> bool:
@@ -154,7 +159,7 @@ class ClassicEngine(SparkEngine):
         self._nodes = (key, addresses)
         return list(addresses)
 
-    def run_chunks(self, job: JobSink, progress: bool | None) -> None:
+    def run_chunks(self, job: JobSink) -> None:
         sc = self.session.sparkContext
         plan = job.plan
         if not plan.chunks:
@@ -181,7 +186,6 @@ class ClassicEngine(SparkEngine):
                 results.put(exc)
 
         runner = threading.Thread(target=action, name=f"rxspark-spark-{job.job_id}", daemon=True)
-        bar = progress_bar(progress, plan)
         runner.start()
         try:
             while True:
@@ -189,7 +193,7 @@ class ClassicEngine(SparkEngine):
                     item = results.get(timeout=0.2)
                 except queue.Empty:
                     if job.should_stop():
-                        sc.cancelJobGroup(job.job_id)
+                        self.cancel(job)
                         return
                     continue
                 if item is done:
@@ -197,13 +201,10 @@ class ClassicEngine(SparkEngine):
                 if isinstance(item, BaseException):
                     if job.should_stop():
                         return
-                    raise _spark_failure(item, job)
-                result = chunk_result(item)
-                job.deliver(result)
-                if bar is not None:
-                    bar.update(result.stop - result.start)
+                    raise _spark_failure(item, job) from item
+                job.deliver(chunk_result(item))
                 if job.should_stop():
-                    sc.cancelJobGroup(job.job_id)
+                    self.cancel(job)
                     return
             # Results that arrived after the action returned are still in the queue.
             while True:
@@ -218,19 +219,44 @@ class ClassicEngine(SparkEngine):
                     f"once_per_elem: the executors changed during job {job.job_id} (expected {plan.nodes}); run it again"
                 )
         except KeyboardInterrupt:
-            sc.cancelJobGroup(job.job_id)
+            self.cancel(job)
             raise
         finally:
-            if bar is not None:
-                bar.close()
             accumulator.accum_param.sink = None
             _forget_accumulator(accumulator)
             with contextlib.suppress(Exception):
                 broadcast.unpersist(blocking=False)
 
     def cancel(self, job: JobSink) -> None:
-        with contextlib.suppress(Exception):
-            self.session.sparkContext.cancelJobGroup(job.job_id)
+        """Cancel the job's group, once, whoever asks (the job's thread, ``job.cancel()``, a Ctrl-C)."""
+        with self._cancel_lock:
+            if job.job_id in self._canceled:
+                return
+            self._canceled.add(job.job_id)
+        sc = self.session.sparkContext
+        try:
+            # ...AndFutureJobs: also a job of the group not submitted yet (the action's thread may not
+            # have reached Spark), and no warning when the group has no active job (it just ended).
+            sc._jsc.sc().cancelJobGroupAndFutureJobs(job.job_id)
+        except Exception:  # noqa: BLE001 - older Spark, or a stopped session
+            with contextlib.suppress(Exception):
+                sc.cancelJobGroup(job.job_id)
+
+    def master(self) -> str:
+        return str(self.session.sparkContext.master)
+
+    def ui_url(self) -> str | None:
+        try:
+            return self.session.sparkContext.uiWebUrl
+        except Exception:  # noqa: BLE001 - a stopped session
+            return None
+
+    def console_progress(self) -> bool:
+        try:
+            return bool(self.session.sparkContext._jsc.sc().progressBar().isDefined())
+        except Exception:  # noqa: BLE001 - internal API: fall back to the property
+            conf = self.session.sparkContext.getConf()
+            return conf.get("spark.ui.showConsoleProgress", "false").lower() == "true"
 
     def describe(self) -> dict[str, Any]:
         sc = self.session.sparkContext

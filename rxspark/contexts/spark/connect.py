@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import RxJobCanceledError, RxJobError, RxWorkerLostError
 from ...worker import InlinePayload, load_payload, run_chunk
-from .engine import SparkEngine, chunk_result, progress_bar
+from .engine import SparkEngine, chunk_result
 
 if TYPE_CHECKING:
     from ..base import JobSink
@@ -278,7 +278,7 @@ class ConnectEngine(SparkEngine):
                     os.remove(path)
         return ArtifactPayload(job.job_id, payload_name), chunks_name
 
-    def run_chunks(self, job: JobSink, progress: bool | None) -> None:
+    def run_chunks(self, job: JobSink) -> None:
         plan = job.plan
         if not plan.chunks:
             return
@@ -297,20 +297,15 @@ class ConnectEngine(SparkEngine):
             n = len(plan.chunks)
             run = functools.partial(_run_partition, ref, chunks_name, limit)
             df = spark.range(0, n, 1, n).mapInArrow(run, RESULT_SCHEMA)
-        bar = progress_bar(progress, plan)
-        handler = _ProgressHandler(bar) if bar is not None else None
-        if handler is not None:
-            with contextlib.suppress(Exception):
-                spark.registerProgressHandler(handler)
+        handler = _ProgressHandler(job)
+        with contextlib.suppress(Exception):
+            spark.registerProgressHandler(handler)
         spark.addTag(job.job_id)
         try:
             for row in df.toLocalIterator():
                 if row["error"] is not None:
                     raise RxJobError(f"job {job.job_id}: {row['error']}; return smaller results or use more chunks")
-                result = chunk_result(row["result"])
-                job.deliver(result)
-                if bar is not None:
-                    bar.update(result.stop - result.start)
+                job.deliver(chunk_result(row["result"]))
                 if job.should_stop():
                     self.cancel(job)
                     return
@@ -331,15 +326,18 @@ class ConnectEngine(SparkEngine):
         finally:
             with contextlib.suppress(Exception):
                 spark.removeTag(job.job_id)
-            if handler is not None:
-                with contextlib.suppress(Exception):
-                    spark.removeProgressHandler(handler)
-            if bar is not None:
-                bar.close()
+            with contextlib.suppress(Exception):
+                spark.removeProgressHandler(handler)
 
     def cancel(self, job: JobSink) -> None:
         with contextlib.suppress(Exception):
             self.session.interruptTag(job.job_id)
+
+    def master(self) -> str:
+        from .session import connect_endpoint
+
+        endpoint = connect_endpoint(self.session)
+        return f"sc://{endpoint}" if endpoint else "sc://?"
 
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {"master": self._conf("spark.master"), "application_id": self._conf("spark.app.id")}
@@ -361,8 +359,8 @@ class _ProgressHandler:
     query, so nothing escapes.
     """
 
-    def __init__(self, bar: Any) -> None:
-        self.bar = bar
+    def __init__(self, job: JobSink) -> None:
+        self.job = job
         self.thread = threading.get_ident()
 
     def __call__(self, stages: Any, inflight_tasks: int, operation_id: Any, done: bool) -> None:
@@ -371,7 +369,7 @@ class _ProgressHandler:
                 return
             total = sum(stage.num_tasks for stage in stages)
             finished = sum(stage.num_completed_tasks for stage in stages)
-            self.bar.set_postfix_str(f"{finished}/{total} chunks finished on the server", refresh=True)
+            self.job.note_progress(f"{finished}/{total} chunks finished on the server")
         except Exception:  # noqa: BLE001, S110 - never fail the query over a progress bar
             pass
 

@@ -8,12 +8,15 @@ disconnecting and the active context go through ``rxspark._active``.
 
 from __future__ import annotations
 
+import contextlib
+import html as _html
 import os
 import re
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from ... import _active
+from ... import _active, progress
 from ...errors import RxArgumentError, RxArgumentTypeError, RxSparkUnavailableError
 from .. import registry
 from ..base import ComputeContext, JobSink, check_positive_int
@@ -102,6 +105,7 @@ class RxSpark(ComputeContext):
             auto_cleanup=auto_cleanup,
             packages_to_load=packages_to_load,
             share_dir=share_dir,
+            progress=progress,
         )
         if spark is not None and _engine_class(spark) is None:
             raise RxArgumentTypeError(f"RxSpark: spark must be a SparkSession, got {type(spark).__name__}")
@@ -122,8 +126,6 @@ class RxSpark(ComputeContext):
             not isinstance(extra_spark_config, dict) or not all(isinstance(k, str) for k in extra_spark_config)
         ):
             raise RxArgumentTypeError("RxSpark: extra_spark_config must be a dict of Spark property name -> value")
-        if progress is not None and not isinstance(progress, bool):
-            raise RxArgumentTypeError(f"RxSpark: progress must be None, True or False, got {progress!r}")
         self.master = master
         self.app_name = app_name
         self.num_executors = num_executors
@@ -132,7 +134,6 @@ class RxSpark(ComputeContext):
         self.driver_mem = driver_mem
         self.executor_overhead_mem = executor_overhead_mem
         self.extra_spark_config = dict(extra_spark_config or {})
-        self.progress = progress
         self.startup_timeout = startup_timeout
         self.remote = remote
         self._lock = threading.RLock()
@@ -144,6 +145,12 @@ class RxSpark(ComputeContext):
             self._check_connect_settings()
         if spark is not None:
             self._use(spark, owned=False)
+        elif remote is None and master is None and "pyspark" in sys.modules:
+            # A session already runs here (a notebook's, spark-submit's): attach now, which costs
+            # nothing, so the context says where it runs from the start.
+            active = sessions.running_session()
+            if active is not None:
+                self._use(active, owned=False)
 
     # ------------------------------------------------------------ the session
 
@@ -210,6 +217,8 @@ class RxSpark(ComputeContext):
             for key, value in self.extra_spark_config.items():
                 session.conf.set(key, str(value))
         self._spark, self._owned, self._engine = session, owned, engine_class(session)
+        if not owned and progress.wanted(self.progress):
+            _hint_console_progress(self._engine)
         return self._engine
 
     def _running_engine(self) -> SparkEngine:
@@ -239,7 +248,25 @@ class RxSpark(ComputeContext):
     # ------------------------------------------------------------ backend interface
 
     def parallelism(self) -> int:
+        """The session's default parallelism (the default number of chunks).
+
+        Before a session runs here, a local master's is told without starting one
+        (``local[N]``: N, ``local[*]``: the cores Java sees, ``spark.default.parallelism``
+        when given), so ``rx_exec(..., wait=False)`` returns at once and the
+        session starts in the job's own thread (:meth:`prepare`).
+        """
+        with self._lock:
+            if self._engine is None or not self._engine.alive():
+                predicted = sessions.predicted_parallelism(self)
+                if predicted is not None:
+                    return predicted
         return self._running_engine().parallelism()
+
+    def prepare(self, job: JobSink) -> None:
+        """Start (or attach to) the session, in the job's thread while the job is queued."""
+        if self._engine is None:
+            job.note_progress("starting Spark")
+        self._running_engine()
 
     def slots(self) -> int:
         """How many tasks can run at once on the current executors."""
@@ -250,7 +277,7 @@ class RxSpark(ComputeContext):
         return self._running_engine().nodes()
 
     def run_chunks(self, job: JobSink) -> None:
-        self._running_engine().run_chunks(job, self.progress)
+        self._running_engine().run_chunks(job)
 
     def cancel(self, job: JobSink) -> None:
         engine = self._engine
@@ -269,9 +296,55 @@ class RxSpark(ComputeContext):
             info["spark_conf"] = {**defaults, **explicit}
         return info
 
+    def _where(self) -> str:
+        """The running session's master (Connect: its server's URL), else what a new session would get."""
+        engine = self._engine
+        if engine is not None:
+            try:
+                return engine.master()
+            except Exception:  # noqa: BLE001 - a stopped session: say what was asked for
+                pass
+        return self.remote or self.master or "local[*]"
+
+    def ui_url(self) -> str | None:
+        engine = self._engine
+        return engine.ui_url() if engine is not None else None
+
     def __repr__(self) -> str:
         state = "started" if self._owned else ("attached" if self._spark is not None else "not started")
-        return f"RxSpark(master={self.master or 'local[*]'!r}, {state}, wait={self.wait})"
+        return f"RxSpark(master={self._where()!r}, {state}, wait={self.wait})"
+
+    def _html_rows(self) -> list[tuple[str, str]]:
+        state = "started" if self._owned else ("attached" if self._spark is not None else "not started")
+        rows = [("master", f"<code>{_html.escape(self._where())}</code>"), ("session", state)]
+        engine = self._engine
+        if engine is not None:
+            with contextlib.suppress(Exception):
+                info = engine.describe()
+                for key in ("application_id", "spark_version"):
+                    if info.get(key):
+                        rows.append((key.replace("_", " "), _html.escape(str(info[key]))))
+        return rows + super()._html_rows()
+
+
+_hinted = False
+
+
+def _hint_console_progress(engine: SparkEngine) -> None:
+    """Once per process: an attached session shows Spark's own console bar as well as rxspark's."""
+    global _hinted
+    if _hinted:
+        return
+    try:
+        on = engine.console_progress()
+    except Exception:  # noqa: BLE001 - only a hint
+        return
+    if on:
+        _hinted = True
+        sys.stderr.write(
+            "rxspark: this session also shows Spark's console progress ([Stage N: ...]); for one bar, start it with "
+            ".config('spark.ui.showConsoleProgress', 'false') or use RxSpark(progress=False)\n"
+        )
 
 
 registry.register("spark", "RxSpark", factory=RxSpark)

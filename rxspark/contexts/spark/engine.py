@@ -12,14 +12,9 @@ from __future__ import annotations
 
 import abc
 import pickle
-import sys
-import warnings
 from typing import TYPE_CHECKING, Any
 
-from ..._warn import user_stacklevel
-
 if TYPE_CHECKING:
-    from ...plan import TaskPlan
     from ...worker import ChunkResult
     from ..base import JobSink
 
@@ -59,12 +54,24 @@ class SparkEngine(abc.ABC):
         """Executor addresses (``elem_type="nodes"``, ``once_per_elem``)."""
 
     @abc.abstractmethod
-    def run_chunks(self, job: JobSink, progress: bool | None) -> None:
-        """``ComputeContext.run_chunks`` on this session; ``progress`` is ``RxSpark``'s setting."""
+    def run_chunks(self, job: JobSink) -> None:
+        """``ComputeContext.run_chunks`` on this session (the job's own progress bar follows ``job.deliver``)."""
 
     @abc.abstractmethod
     def cancel(self, job: JobSink) -> None:
         """``ComputeContext.cancel``: stop the job's Spark work (any thread; must not raise)."""
+
+    @abc.abstractmethod
+    def master(self) -> str:
+        """Where the session runs, for reprs: the master URL (classic), the server's ``sc://`` URL (Connect)."""
+
+    def ui_url(self) -> str | None:
+        """The Spark UI's address, when the client can tell."""
+        return None
+
+    def console_progress(self) -> bool:
+        """Whether Spark's own console progress bar is on in this session."""
+        return False
 
     @abc.abstractmethod
     def describe(self) -> dict[str, Any]:
@@ -76,22 +83,3 @@ def chunk_result(blob: bytes) -> ChunkResult:
     result = pickle.loads(blob)
     result.load_values()
     return result
-
-
-def progress_bar(progress: bool | None, plan: TaskPlan) -> Any:
-    """A tqdm bar over the job's tasks: None when ``progress`` is False, or None and not interactive."""
-    if progress is False or (progress is None and not _interactive()):
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        if progress:
-            warnings.warn("progress=True needs tqdm: pip install 'rxspark[progress]'", stacklevel=user_stacklevel())
-        return None
-    return tqdm(total=plan.n_tasks, desc=f"rxspark {plan.function_name}", unit="task", leave=False)
-
-
-def _interactive() -> bool:
-    if "ipykernel" in sys.modules:
-        return True
-    return bool(getattr(sys.stderr, "isatty", lambda: False)())

@@ -177,6 +177,99 @@ def spark_config(settings: SessionSettings, master: str | None = None) -> tuple[
     return defaults, explicit
 
 
+# ---------------------------------------------------------------- parallelism before the start
+
+_LOCAL_CLUSTER = re.compile(r"^local-cluster\[\s*(\d+)\s*,\s*(\d+)\s*,")
+
+
+def java_cores() -> int | None:
+    """What Java's ``availableProcessors()`` says here (CPU affinity and a cgroup CPU quota), None if unsure."""
+    for variable in ("JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS"):
+        if "ActiveProcessorCount" in os.environ.get(variable, ""):
+            return None
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 0
+    if cores < 1:
+        return None
+    quota = _cgroup_cpu_quota()
+    return max(1, min(cores, quota)) if quota else cores
+
+
+def _cgroup_cpu_quota() -> int | None:
+    import math
+
+    try:  # cgroup v2
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            limit, period = f.read().split()[:2]
+        return None if limit == "max" else math.ceil(int(limit) / int(period))
+    except (OSError, ValueError):
+        pass
+    try:  # cgroup v1
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as f:
+            limit_us = int(f.read())
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as f:
+            period_us = int(f.read())
+        return None if limit_us <= 0 else math.ceil(limit_us / period_us)
+    except (OSError, ValueError):
+        return None
+
+
+def predicted_parallelism(settings: SessionSettings) -> int | None:
+    """The default parallelism a new local session of ``settings`` will have, told without starting it.
+
+    None when it cannot be told for sure: a session already runs in this
+    process (attach to it), Spark Connect, spark-submit, a cluster master, or
+    Spark configuration this process does not see (spark-defaults.conf,
+    ``PYSPARK_SUBMIT_ARGS``, the driver's Java options).
+    """
+    if getattr(settings, "remote", None) is not None:
+        return None
+    if any(os.environ.get(v) for v in ("PYSPARK_GATEWAY_PORT", "PYSPARK_SUBMIT_ARGS")):
+        return None
+    if "pyspark" in sys.modules:
+        from pyspark import SparkContext
+
+        # A running session is attached to; a JVM left by a stopped one keeps its launch's properties.
+        if SparkContext._gateway is not None or running_session() is not None:
+            return None
+    if _spark_defaults_file() or "spark.driver.extraJavaOptions" in settings.extra_spark_config:
+        return None
+    configured = settings.extra_spark_config.get("spark.default.parallelism")
+    master = settings.master or "local[*]"
+    if not is_local(master):
+        return None
+    if configured is not None:
+        try:
+            return max(1, int(configured))
+        except (TypeError, ValueError):
+            return None
+    cluster = _LOCAL_CLUSTER.match(master)
+    if cluster:
+        return max(int(cluster.group(1)) * int(cluster.group(2)), 2)  # standalone's default: total cores, at least 2
+    match = _LOCAL_THREADS.match(master.split(",")[0] + ("]" if "," in master else ""))
+    if not match:
+        return None
+    threads = match.group(1)
+    if threads is None:
+        return 1
+    return java_cores() if threads == "*" else int(threads)
+
+
+def _spark_defaults_file() -> bool:
+    """Whether a spark-defaults.conf would configure a new session (then its properties are unknown here)."""
+    import importlib.util
+
+    dirs = [os.environ.get("SPARK_CONF_DIR")]
+    if os.environ.get("SPARK_HOME"):
+        dirs.append(os.path.join(os.environ["SPARK_HOME"], "conf"))
+    spec = importlib.util.find_spec("pyspark")
+    if spec is not None and spec.submodule_search_locations:
+        dirs += [os.path.join(location, "conf") for location in spec.submodule_search_locations]
+    return any(d and os.path.exists(os.path.join(d, "spark-defaults.conf")) for d in dirs)
+
+
 # ---------------------------------------------------------------- attach, start, stop
 
 
