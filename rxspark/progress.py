@@ -98,6 +98,7 @@ class ProgressBar:
                 self._closed = True
                 return
             self._closed = True
+        self.bar.set_postfix_str("", refresh=False)  # notes were about the run; the final line is the count
         if status != "finished":
             self.bar.set_description_str(f"{self.desc} ({status})", refresh=False)
         self.bar.close()
