@@ -48,6 +48,11 @@ def _task_depth() -> int:
     return getattr(_in_task, "depth", 0)
 
 
+def _nested() -> bool:
+    """In a task of this backend, or in a daemonic process (which cannot start workers)."""
+    return _task_depth() > 0 or (mp is not None and mp.current_process().daemon)
+
+
 class _SeededCall:
     """One call of a batch: starts stream ``(seed, index)`` for this call alone, then runs it."""
 
@@ -102,9 +107,10 @@ class RxSparkBackend(ParallelBackendBase):
     """A joblib ``ParallelBackendBase`` that runs joblib's batches on an rxspark compute context.
 
     Use it with ``joblib.parallel_config(backend="rxspark", n_jobs=-1, compute_context=cc,
-    rng_seed=7)``; ``n_jobs=-1`` means the context's parallelism. With ``n_jobs=1``
-    (the default) joblib itself runs the calls in the caller, sequentially and unseeded,
-    whatever the backend.
+    rng_seed=7)``; ``n_jobs=-1`` means the context's parallelism. Without a seed,
+    ``n_jobs=1`` (the default) runs the calls in the caller, as for every joblib
+    backend; with ``rng_seed`` they still run on the context, one at a time, each on its
+    stream, so the scores do not depend on ``n_jobs`` either.
 
     Args:
         compute_context: A context object or name (default: the active context at
@@ -170,19 +176,26 @@ class RxSparkBackend(ParallelBackendBase):
     def effective_n_jobs(self, n_jobs: int | None) -> int:
         """How many calls can run at once: ``n_jobs < 0`` counts back from the context's parallelism.
 
-        Inside a task of this backend (or a daemonic process) it is 1: nested calls run sequentially.
+        Inside a task of this backend (or a daemonic process) it is 1: nested calls run
+        sequentially. With ``rng_seed`` it is at least 2 elsewhere, so that joblib hands
+        even ``n_jobs=1`` calls to the backend (which then runs them one at a time) and
+        they draw from their streams: joblib runs a 1-job call in the caller, unseeded.
         """
         if n_jobs == 0:
             raise ValueError("n_jobs == 0 in Parallel has no meaning")
-        if n_jobs is None:
-            return 1
-        if _task_depth() > 0 or (mp is not None and mp.current_process().daemon):
-            if n_jobs != 1:
+        if _nested():
+            if n_jobs not in (1, None):
                 warnings.warn(
                     "rxspark-backed parallel loops cannot be nested inside an rxspark task or a daemonic "
                     "process, setting n_jobs=1",
                     stacklevel=3,
                 )
+            return 1
+        wanted = self._wanted(n_jobs)
+        return max(wanted, 2) if self._spec is not None else wanted
+
+    def _wanted(self, n_jobs: int | None) -> int:
+        if n_jobs is None:
             return 1
         if n_jobs < 0:
             return max(self._context().parallelism() + 1 + n_jobs, 1)
@@ -192,13 +205,13 @@ class RxSparkBackend(ParallelBackendBase):
         self, n_jobs: int = 1, parallel: Any = None, prefer: str | None = None, require: str | None = None, **kwargs: Any
     ) -> int:
         """Start an executor for the Parallel call; return the number of workers (joblib's hook)."""
-        n_jobs = self.effective_n_jobs(n_jobs)
-        if n_jobs == 1:
+        effective = self.effective_n_jobs(n_jobs)
+        if effective == 1:
             raise FallbackToBackend(SequentialBackend(nesting_level=self.nesting_level))
         self.parallel = parallel
-        self._n_jobs = n_jobs
+        self._n_jobs = self._wanted(n_jobs)
         self._start_executor()
-        return n_jobs
+        return effective
 
     def _start_executor(self) -> None:
         with self._lock:

@@ -112,6 +112,9 @@ def test_call_k_draws_from_stream_k_whatever_the_batching(context):
         with parallel_config(backend="rxspark", compute_context=context, rng_seed=SEED):
             got = Parallel(n_jobs=2, batch_size=batch_size)(delayed(draws)(i) for i in range(n))
         assert got == expected, batch_size
+    for n_jobs in (1, -1):  # n_jobs=1 too: joblib would run it in the caller, unseeded
+        with parallel_config(backend="rxspark", compute_context=context, rng_seed=SEED):
+            assert Parallel(n_jobs=n_jobs)(delayed(draws)(i) for i in range(n)) == expected, n_jobs
     with parallel_config(backend="rxspark", compute_context=context, rng_seed=SEED + 1):
         other = Parallel(n_jobs=2)(delayed(draws)(i) for i in range(n))
     assert other != expected
