@@ -186,6 +186,8 @@ def _non_blocking(nb: Notebook) -> None:
     """)
     assert "SUBMITTED" in text(submit, "stdout")
     assert len(widgets(submit)) == 1, submit.outputs  # the job's bar is in the cell that started it
+    live, _ = nb.run("display(job)")  # a live view of the running job, here
+    assert len(widgets(live)) == 1 or "finished" in text(live), live.outputs
     later, _ = nb.run("print('RESULT', job.result())" + BAR_FINAL_LINE)
     out = text(later, "stdout")
     assert "RESULT [0, 1, 4, 9, 16, 25, 36, 49]" in out
