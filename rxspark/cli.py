@@ -250,11 +250,11 @@ def _check_pyspark() -> Check:
 
 
 _EXTRAS = [
-    ("mkl_random", "Intel VSL generators (rng_kind='MT2203' ...)", "pip install 'rxspark[mkl]'"),
-    ("tqdm", "progress bars", "pip install 'rxspark[progress]'"),
-    ("pandas", "pandas arguments and rx_share of DataFrames", "pip install 'rxspark[pandas]'"),
-    ("matplotlib", "the examples' plots", "pip install 'rxspark[examples]'"),
-    ("scipy", "the quasi-random rng kinds SOBOL and NIEDERR, and the examples", "pip install 'rxspark[qmc]'"),
+    ("mkl_random", "Intel VSL generators (rng_kind='MT2203' ...)", "pip install -e '.[mkl]' (from the rxspark clone)"),
+    ("tqdm", "progress bars", "pip install -e '.[progress]' (from the rxspark clone)"),
+    ("pandas", "pandas arguments and rx_share of DataFrames", "pip install -e '.[pandas]' (from the rxspark clone)"),
+    ("matplotlib", "the examples' plots", "pip install -e '.[examples]' (from the rxspark clone)"),
+    ("scipy", "the quasi-random rng kinds SOBOL and NIEDERR, and the examples", "pip install -e '.[qmc]' (from the rxspark clone)"),
 ]
 
 
