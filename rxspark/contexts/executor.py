@@ -187,6 +187,15 @@ class ChunkPool(abc.ABC):
         """How many times a chunk may lose its own worker before the job fails."""
         return 1
 
+    def doomed(self, future: Future[ChunkResult]) -> bool:
+        """Whether ``future`` is still running on workers this pool gave up (it is bound to fail).
+
+        The run loop holds a lost chunk back until no chunk of its job is doomed, so that
+        the chunks one loss hit run again in their order. Pools that never replace workers keep
+        the default (False).
+        """
+        return False
+
     def release(self, shipment: Shipment, leftover: list[Future[ChunkResult]]) -> None:
         """The job's run is over: drop its payload, and its stop flag once ``leftover`` are done."""
         ref = shipment.ref
@@ -235,6 +244,12 @@ class _Run:
         with self._lock:
             return bool(self._pending)
 
+    def doomed(self) -> bool:
+        """Whether a chunk in flight is on workers the pool gave up (it will fail and run again)."""
+        with self._lock:
+            pending = list(self._pending)
+        return any(self.pool.doomed(future) for future in pending)
+
     def stop(self) -> None:
         """Stop the chunks in flight (once)."""
         with self._lock:
@@ -279,7 +294,19 @@ class ExecutorContext(ComputeContext):
             for chunk in job.plan.chunks:
                 if job.should_stop() or not run.submit(chunk):
                     return
-            while run.in_flight() and not job.should_stop():
+            # Chunks whose worker was lost wait here until every other chunk of theirs that came back
+            # meanwhile was seen, and none is left on the workers the loss doomed; then they run
+            # again in chunk order (the order they failed in is the pool's: a late chunk must not
+            # take the workers before an early one, which Executor.map's caller waits for first).
+            held: list[Chunk] = []
+            while (run.in_flight() or held) and not job.should_stop():
+                if held and run.finished.empty() and not run.doomed():
+                    held.sort(key=lambda c: c.index)
+                    for again in held:
+                        if not run.submit(again):
+                            return
+                    held.clear()
+                    continue
                 # Futures one at a time as they complete: wait() on every pending future would cost
                 # O(pending) per completion (O(chunks^2) per job) in this, the driver's busiest thread.
                 future = run.finished.get()
@@ -301,8 +328,7 @@ class ExecutorContext(ComputeContext):
                         f"chunk {chunk.index} (tasks {chunk.start}..{chunk.stop - 1}) of job {job.job_id}: "
                         f"the worker process died on each of {crashes[chunk.index]} attempts ({exc})"
                     ) from exc
-                if not run.submit(chunk):
-                    return
+                held.append(chunk)
         finally:
             with self._runs_lock:
                 self._runs.pop(job.job_id, None)

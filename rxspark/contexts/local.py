@@ -244,6 +244,13 @@ class LokyPool(ChunkPool):
     def max_attempts(self) -> int:
         return get_option("max_chunk_attempts")
 
+    def doomed(self, future: Future[ChunkResult]) -> bool:
+        if future.done():
+            return False
+        executor = self._where.get(future)
+        with self._lock:
+            return executor is not None and executor is not self._executor
+
     def close(self, now: bool) -> None:
         """Stop the processes: at once if jobs are still running on them, else after the workers exit."""
         if now:
