@@ -238,3 +238,65 @@ def test_plan_rng_streams_name_each_tasks_stream():
                 dict(rng_scope="task", rng_streams=[1, -2, 3])):
         with pytest.raises(RxArgumentError, match="rng_streams"):
             build_plan(draw, (rxspark.rx_elem_arg([0, 1, 2]),), {}, rng_seed=1, **bad, **common)
+
+
+def explode_at(x, bad):
+    if x == bad:
+        raise KeyError(f"no key {x}")
+    return x * x
+
+
+def beat_after_first(k, path):
+    return k if k == 0 else beat(path)
+
+
+def slow_square(x, delay):
+    time.sleep(delay)
+    return x * x
+
+
+@pytest.mark.parametrize("name", CONTEXTS)
+def test_map_is_one_job_with_results_in_order_and_the_first_exception_in_turn(name):
+    with RxExecutor(compute_context=REGISTRY.get(name)) as ex:
+        assert list(ex.map(pow, range(500), [2] * 600)) == [k * k for k in range(500)]  # zip: the shortest
+        assert ex.jobs_started == 1  # one job, no Future per call
+        assert list(ex.map(abs, [])) == []
+        it = ex.map(explode_at, range(300), [137] * 300)
+        got = [next(it) for _ in range(137)]
+        assert got == [k * k for k in range(137)]
+        with pytest.raises(KeyError, match="no key 137") as info:
+            next(it)
+        assert isinstance(info.value.__cause__, rxspark.executor.RemoteTraceback)
+        with pytest.raises(StopIteration):
+            next(it)
+        it = ex.map(explode_at, range(3), ["x"], ["too many"])  # arguments that do not fit: raised in turn
+        with pytest.raises(TypeError):
+            next(it)
+
+
+def test_map_timeout_and_closing_the_iterator_cancel_the_rest(tmp_path):
+    from concurrent.futures import TimeoutError as FuturesTimeout
+
+    with RxExecutor(compute_context=REGISTRY.get("localpar")) as ex:
+        it = ex.map(slow_square, range(4), [3.0] * 4, timeout=0.3)
+        began = time.monotonic()
+        with pytest.raises(FuturesTimeout):
+            next(it)
+        assert time.monotonic() - began < 2.5
+        path = str(tmp_path / "beats")
+        it = ex.map(beat_after_first, range(4), [path] * 4)
+        assert next(it) == 0  # (a generator never started has no finally to run: CPython's map alike)
+        deadline = time.monotonic() + 60
+        while _size(path) < 5:
+            assert time.monotonic() < deadline, "the endless calls never started"
+            time.sleep(0.05)
+        it.close()  # Executor.map: the calls not run yet are cancelled
+        assert _quiet(path), "the map's calls still run after its iterator was closed"
+    # shutdown(wait=True) returned: nothing of either map runs any more
+
+
+def test_map_beyond_max_workers_queues_its_calls():
+    with RxExecutor(max_workers=3, compute_context=REGISTRY.get("localpar")) as ex:
+        assert list(ex.map(pow, range(20), [2] * 20)) == [k * k for k in range(20)]
+        assert ex.jobs_started >= 7  # at most 3 calls in flight: several batches
+        assert list(ex.map(pow, range(3), [2] * 3)) == [0, 1, 4]  # room for all: one job

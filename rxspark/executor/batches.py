@@ -1,0 +1,195 @@
+"""RxExecutor's batches: the dispatcher thread takes the calls queued close together and runs them as one job.
+
+Each call's Future resolves as its chunk arrives (the job's ``chunk_listener``).
+When every call of a running batch is cancelled, its job is canceled.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from .. import rng as _rng
+from ..contexts.base import ComputeContext
+from ..jobs import RxJob
+from ..plan import build_plan, rx_elem_arg
+from ..worker import ChunkResult
+from .calls import _LINGER, _MAX_BATCH, _MAX_LINGER, _Batch, _call, _chunk_size, _fail, _Item, _State, _succeed
+
+
+def _dispatch(state: _State, context: ComputeContext, spec: _rng.RngSpec | None) -> None:
+    """Take batches of ready calls and start one job per batch, until shut down and drained."""
+    while True:
+        with state.lock:
+            while not state.ready:
+                if state.shutdown and not state.queue and not state.ready:
+                    return
+                state.idle = True
+                state.lock.wait()
+            state.idle = False
+        _linger(state)
+        with state.lock:
+            items: list[_Item] = []
+            dropped = 0
+            while state.ready and len(items) < _MAX_BATCH:
+                item = state.ready.popleft()
+                if item.future.cancelled():
+                    dropped += 1
+                else:
+                    items.append(item)
+            if dropped:
+                state.in_flight -= dropped
+                state.promote()
+            if not items:
+                continue
+            batch = _Batch([item.future for item in items])
+            for slot, item in enumerate(items):
+                item.future._rx_batch = batch
+                item.future._rx_slot = slot
+            state.batches.add(batch)
+            state.jobs_started += 1
+            thread = threading.Thread(
+                target=_run_batch, args=(state, context, spec, batch, items), name="rxspark-executor-batch", daemon=True
+            )
+            state.threads.add(thread)
+        del items, item
+        thread.start()
+        del thread, batch
+
+
+def _linger(state: _State) -> None:
+    """Let a burst of submits finish (the batching window): wait while ready calls keep arriving."""
+    deadline = time.monotonic() + _MAX_LINGER
+    seen = -1
+    while time.monotonic() < deadline:
+        with state.lock:
+            ready = len(state.ready)
+            if ready == seen or not state.has_room() or ready >= _MAX_BATCH or state.shutdown:
+                return
+        seen = ready
+        time.sleep(_LINGER)
+
+
+def _run_batch(state: _State, context: ComputeContext, spec: _rng.RngSpec | None, batch: _Batch, items: list[_Item]) -> None:
+    job: RxJob | None = None
+    failure: BaseException | None = None
+    try:
+        try:
+            job = _make_job(context, spec, items)
+        except BaseException as exc:  # noqa: BLE001 - e.g. an argument that cannot be pickled: fail its calls
+            failure = exc
+        del items[:]
+        if job is not None:
+            with state.lock:
+                batch.job = job
+                stop = batch.live == 0  # every call was cancelled meanwhile
+            if stop:
+                job.cancel()
+            job.chunk_listener = _Listener(state, batch, job, context.console_output)
+            job.run()  # the outcome is the calls' futures; the job's own result is all None
+            if job.done() and not job.cancelled():
+                failure = job.exception()  # an infrastructure failure the context could not retry
+    finally:
+        with state.lock:
+            pending = [(slot, f) for slot, f in enumerate(batch.futures) if f is not None]
+            batch.futures = []
+            state.batches.discard(batch)
+        for _slot, future in pending:
+            if failure is not None:
+                future._rx_set(exception=failure)
+            else:
+                future.cancel()  # its job was canceled before the call's result came back
+        state.release(len(pending))
+        del pending
+        if job is not None:
+            job.chunk_listener = None
+            job.cleanup()  # a job that ran long enough to be recorded leaves no record behind
+        with state.lock:
+            state.threads.discard(threading.current_thread())
+            state.lock.notify_all()
+
+
+def _make_job(context: ComputeContext, spec: _rng.RngSpec | None, items: list[_Item]) -> RxJob:
+    functions: dict[int, int] = {}
+    distinct: list[Callable[..., Any]] = []
+    which = []
+    for item in items:
+        key = id(item.fn)
+        if key not in functions:
+            functions[key] = len(distinct)
+            distinct.append(item.fn)
+        which.append(functions[key])
+    n = len(items)
+    chunk_size = _chunk_size(context, n)
+    plan = build_plan(
+        _call,
+        (rx_elem_arg(which), rx_elem_arg([item.args for item in items]), rx_elem_arg([item.kwargs for item in items]), *distinct),
+        {},
+        elem_args=None,
+        elem_type="nodes",
+        once_per_elem=False,
+        times_to_run=n,
+        packages_to_load=None,
+        context_packages=context.packages_to_load,
+        exec_objects=None,
+        task_chunk_size=chunk_size,
+        rng_seed=spec.seed if spec is not None else None,
+        rng_kind=spec.kind if spec is not None else None,
+        rng_scope="task",
+        rx_args=None,
+        local_state=None,
+        parallelism=context.parallelism(),
+        nodes=context.nodes,
+        rng_streams=[item.index for item in items] if spec is not None else None,
+    )
+    return RxJob(plan, context, continue_on_failure=True, console_output=False, auto_cleanup=True)
+
+
+class _Listener:
+    """Resolves the futures of a delivered chunk, and lets go of its arguments and values."""
+
+    def __init__(self, state: _State, batch: _Batch, job: RxJob, echo: bool) -> None:
+        self.state = state
+        self.batch = batch
+        self.job = weakref.ref(job)
+        self.echo = echo
+
+    def __call__(self, result: ChunkResult) -> None:
+        job = self.job()
+        if job is not None:
+            chunk = job.plan.chunks[result.index]
+            chunk.calls = None  # the calls' arguments: not needed any more
+            chunk.calls_blob = None
+        values = result.get_values()
+        result.values = None  # the values go to the futures only
+        if self.echo and result.output:
+            sys.stdout.write(result.output)
+        tasks = range(result.start, result.stop)
+        with self.state.lock:  # once per chunk
+            futures = self.batch.futures
+            mine = [futures[task] if task < len(futures) else None for task in tasks]
+            for task in tasks:
+                if task < len(futures):
+                    futures[task] = None
+            resolved = [f for f in mine if f is not None]
+            self.batch.live -= sum(1 for f in resolved if not f.cancelled())
+        del futures, resolved
+        released = 0
+        errors, causes = result.errors, result.causes
+        for local, task in enumerate(tasks):
+            future = mine[local]
+            if future is None:
+                continue
+            mine[local] = None
+            released += 1
+            error = errors.get(task)
+            if error is not None:
+                _fail(future, error, causes.get(task))
+            else:
+                _succeed(future, values, local)
+            del future
+        self.state.release(released)

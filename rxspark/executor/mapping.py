@@ -1,0 +1,186 @@
+"""``RxExecutor.map`` as one job: results chunk by chunk, in order, with no Future per call.
+
+A map whose calls all fit in ``max_workers`` runs as one job; its iterator
+takes each delivered chunk's values in turn and raises the first exception
+in its turn, as ``Executor.map`` does. Closing the iterator, or its timeout,
+cancels the calls not run yet.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError
+from concurrent.futures import TimeoutError as FuturesTimeoutError
+from typing import Any
+
+from .. import rng as _rng
+from ..contexts.base import ComputeContext
+from ..errors import RxTaskError
+from ..jobs import RxJob
+from ..plan import build_plan, rx_elem_arg
+from ..worker import ChunkResult
+from .calls import _chunk_size, _exception, _State
+
+
+class _MapRun:
+    """The calls of one ``map``: one job; each delivered chunk waits here until the iterator takes it."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.cond = threading.Condition(threading.Lock())
+        self.chunks: dict[int, tuple[int, list[Any], dict[int, RxTaskError], dict[int, bytes]]] = {}  # by first call
+        self.job: RxJob | None = None
+        self.done = False  # the job ended (every chunk that will come has come)
+        self.closed = False  # the iterator was closed: the calls not yet run are cancelled
+        self.failure: BaseException | None = None
+
+    def close(self) -> None:
+        """Cancel what is left (the iterator was closed, or shutdown(cancel_futures=True, wait=False))."""
+        with self.cond:
+            if self.closed:
+                return
+            self.closed = True
+            self.chunks.clear()
+            job = None if self.done else self.job
+            self.cond.notify_all()
+        if job is not None:
+            job.cancel()
+
+
+def _map_iterator(run: _MapRun, n: int, end_time: float | None) -> Iterator[Any]:
+    """Executor.map's iterator over a _MapRun: results in order, the first exception raised in turn."""
+    try:
+        position = 0
+        while position < n:
+            with run.cond:
+                while position not in run.chunks and not run.done and not run.closed:
+                    if end_time is None:
+                        run.cond.wait()
+                    else:
+                        remaining = end_time - time.monotonic()
+                        if remaining <= 0:
+                            raise FuturesTimeoutError()
+                        run.cond.wait(remaining)
+                entry = run.chunks.pop(position, None)
+                if entry is None:  # the job ended without this chunk
+                    failure = run.failure
+                    if failure is None:
+                        raise CancelledError()
+                    raise failure
+            stop, values, errors, causes = entry
+            del entry
+            for local in range(stop - position):
+                error = errors.get(position + local)
+                if error is not None:
+                    raise _exception(error, causes.get(position + local))
+                value = values[local]
+                values[local] = None  # the iterator keeps no result it gave
+                yield value
+                del value
+            position = stop
+    finally:
+        run.close()
+
+
+def _run_map(
+    state: _State, context: ComputeContext, spec: _rng.RngSpec | None, run: _MapRun, fn: Callable[..., Any],
+    columns: list[Any], n: int, base: int,
+) -> None:
+    job: RxJob | None = None
+    failure: BaseException | None = None
+    listener: _MapListener | None = None
+    try:
+        try:
+            job = _make_map_job(context, spec, fn, columns, n, base)
+        except BaseException as exc:  # noqa: BLE001 - e.g. arguments that do not fit fn: the iterator raises it
+            failure = exc
+        del columns[:]
+        if job is not None:
+            with run.cond:
+                run.job = job
+                stop = run.closed
+            if stop:
+                job.cancel()
+            listener = _MapListener(state, run, job, context.console_output)
+            job.chunk_listener = listener
+            job.run()
+            if job.done() and not job.cancelled():
+                failure = job.exception()
+    finally:
+        with run.cond:
+            run.done = True
+            run.failure = failure
+            run.job = None
+            run.cond.notify_all()
+        released = listener.released if listener is not None else 0
+        with state.lock:
+            state.maps.discard(run)
+        state.release(n - released)
+        if job is not None:
+            job.chunk_listener = None
+            job.cleanup()
+        with state.lock:
+            state.threads.discard(threading.current_thread())
+            state.lock.notify_all()
+
+
+def _make_map_job(
+    context: ComputeContext, spec: _rng.RngSpec | None, fn: Callable[..., Any], columns: list[Any], n: int, base: int
+) -> RxJob:
+    plan = build_plan(
+        fn,
+        tuple(rx_elem_arg(column) for column in columns),
+        {},
+        elem_args=None,
+        elem_type="nodes",
+        once_per_elem=False,
+        times_to_run=n,
+        packages_to_load=None,
+        context_packages=context.packages_to_load,
+        exec_objects=None,
+        task_chunk_size=_chunk_size(context, n),
+        rng_seed=spec.seed if spec is not None else None,
+        rng_kind=spec.kind if spec is not None else None,
+        rng_scope="task",
+        rx_args=None,
+        local_state=None,
+        parallelism=context.parallelism(),
+        nodes=context.nodes,
+        rng_streams=range(base, base + n) if spec is not None else None,
+    )
+    return RxJob(plan, context, continue_on_failure=True, console_output=False, auto_cleanup=True)
+
+
+class _MapListener:
+    """Hands each delivered chunk of a map to its iterator, and lets go of the chunk's arguments."""
+
+    def __init__(self, state: _State, run: _MapRun, job: RxJob, echo: bool) -> None:
+        self.state = state
+        self.run = run
+        self.job = weakref.ref(job)
+        self.echo = echo
+        self.released = 0
+
+    def __call__(self, result: ChunkResult) -> None:
+        job = self.job()
+        if job is not None:
+            chunk = job.plan.chunks[result.index]
+            chunk.calls = None
+            chunk.calls_blob = None
+        values = result.get_values()
+        result.values = None  # the values go to the iterator only
+        if self.echo and result.output:
+            sys.stdout.write(result.output)
+        run = self.run
+        with run.cond:
+            if not run.closed:
+                run.chunks[result.start] = (result.stop, values, result.errors, result.causes)
+                run.cond.notify_all()
+        del values
+        count = result.stop - result.start
+        self.released += count
+        self.state.release(count)
