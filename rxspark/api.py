@@ -18,7 +18,7 @@ from . import _active as _slot
 from .contexts import registry
 from .contexts.base import ComputeContext
 from .contexts.local import RxLocalSeq
-from .errors import RxArgumentTypeError
+from .errors import RxArgumentTypeError, RxError
 from .jobs import RxJob
 from .plan import _check_bool, build_plan, rx_elem_arg
 
@@ -115,30 +115,36 @@ def rx_exec(
         RxArgumentTypeError: A bad argument type, or arguments that do not fit ``function``.
         RxTaskError: ``continue_on_failure=False`` and a task failed.
     """
-    return submit(
-        function,
-        args_=call_args,
-        kwargs=kwargs,
-        frame=sys._getframe(1),
-        elem_args=elem_args,
-        elem_type=elem_type,
-        once_per_elem=once_per_elem,
-        times_to_run=times_to_run,
-        packages_to_load=packages_to_load,
-        exec_objects=exec_objects,
-        task_chunk_size=task_chunk_size,
-        console_output=console_output,
-        auto_cleanup=auto_cleanup,
-        continue_on_failure=continue_on_failure,
-        rng_seed=rng_seed,
-        rng_kind=rng_kind,
-        rng_scope=rng_scope,
-        compute_context=compute_context,
-        wait=wait,
-        callback=callback,
-        rx_args=args,
-        local_state=local_state,
-    )
+    try:
+        return submit(
+            function,
+            args_=call_args,
+            kwargs=kwargs,
+            frame=sys._getframe(1),
+            elem_args=elem_args,
+            elem_type=elem_type,
+            once_per_elem=once_per_elem,
+            times_to_run=times_to_run,
+            packages_to_load=packages_to_load,
+            exec_objects=exec_objects,
+            task_chunk_size=task_chunk_size,
+            console_output=console_output,
+            auto_cleanup=auto_cleanup,
+            continue_on_failure=continue_on_failure,
+            rng_seed=rng_seed,
+            rng_kind=rng_kind,
+            rng_scope=rng_scope,
+            compute_context=compute_context,
+            wait=wait,
+            callback=callback,
+            rx_args=args,
+            local_state=local_state,
+        )
+    except (RxError, KeyboardInterrupt) as exc:
+        # The traceback starts at the user's call: rxspark's own frames say nothing to them
+        # (a failed task's remote traceback stays in the exception and its __cause__).
+        exc.with_traceback(None)
+        raise
 
 
 def submit(

@@ -166,3 +166,36 @@ def test_large_exec_objects_and_arguments_warn_recommending_rx_share():
             rx_exec(tasks.identity, np.ones(5000), times_to_run=1)
     finally:
         rxspark.rx_options(exec_objects_warn_bytes=before)
+
+
+def _raise_value_error(x):
+    raise ValueError(f"bad {x}")
+
+
+def test_errors_raised_by_rx_exec_have_a_traceback_that_starts_at_the_users_call():
+    import traceback
+
+    from rxspark.compat import revoscalepy
+
+    with pytest.raises(RxArgumentError) as info:
+        rx_exec(two_args, 1, 2, task_chunk_size=0)
+    assert [f.name for f in traceback.extract_tb(info.value.__traceback__)] == [
+        "test_errors_raised_by_rx_exec_have_a_traceback_that_starts_at_the_users_call"
+    ]
+    with pytest.raises(rxspark.RxTaskError) as info:
+        rx_exec(_raise_value_error, rx_elem_arg([1]), continue_on_failure=False)
+    assert len(traceback.extract_tb(info.value.__traceback__)) == 1
+    assert isinstance(info.value.__cause__, ValueError)  # the user's exception is kept
+    assert "_raise_value_error" in info.value.remote_traceback
+    with pytest.raises(RxError) as info:
+        revoscalepy.rx_exec(len, times_to_run=-1)
+    assert len(traceback.extract_tb(info.value.__traceback__)) == 1
+
+
+def test_rx_get_jobs_is_a_dict_with_an_html_table(tmp_path):
+    cc = rxspark.RxLocalSeq(share_dir=str(tmp_path), wait=False, auto_cleanup=False)
+    job = rx_exec(two_args, 1, 2, compute_context=cc)
+    job.result()
+    jobs = rxspark.rx_get_jobs(cc)
+    assert isinstance(jobs, dict) and list(jobs) == [job.job_id]
+    assert job.job_id in jobs._repr_html_()

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..api import submit
+from ..errors import RxError
 from ..plan import rx_elem_arg
 
 __all__ = ["rx_exec"]
@@ -54,27 +55,31 @@ def rx_exec(
     """
     if isinstance(args, Mapping):
         args = _broadcast(args)
-    return submit(
-        function,
-        args_=(),
-        kwargs=_broadcast(kwargs),
-        frame=sys._getframe(1),
-        elem_args=None,
-        elem_type="nodes",
-        once_per_elem=False,
-        times_to_run=times_to_run,
-        packages_to_load=None,
-        exec_objects=None,
-        task_chunk_size=task_chunk_size,
-        console_output=None,
-        auto_cleanup=None,
-        continue_on_failure=continue_on_failure,
-        rng_seed=None,
-        rng_kind=None,
-        rng_scope="chunk",
-        compute_context=compute_context,
-        wait=None,
-        callback=callback,
-        rx_args=args,
-        local_state=local_state or None,
-    )
+    try:
+        return submit(
+            function,
+            args_=(),
+            kwargs=_broadcast(kwargs),
+            frame=sys._getframe(1),
+            elem_args=None,
+            elem_type="nodes",
+            once_per_elem=False,
+            times_to_run=times_to_run,
+            packages_to_load=None,
+            exec_objects=None,
+            task_chunk_size=task_chunk_size,
+            console_output=None,
+            auto_cleanup=None,
+            continue_on_failure=continue_on_failure,
+            rng_seed=None,
+            rng_kind=None,
+            rng_scope="chunk",
+            compute_context=compute_context,
+            wait=None,
+            callback=callback,
+            rx_args=args,
+            local_state=local_state or None,
+        )
+    except (RxError, KeyboardInterrupt) as exc:
+        exc.with_traceback(None)  # the traceback starts at the user's call
+        raise

@@ -21,7 +21,7 @@ from ..errors import RxArgumentError, RxArgumentTypeError, RxJobError
 from ..options import get_option
 from ..plan import _check_bool
 from . import store as _store
-from .base import BaseJob
+from .base import BaseJob, JobTable
 from .job import RxJob, _live
 from .record import STATES
 from .stored import StoredJob, missing_job_error, read_job
@@ -253,7 +253,7 @@ def rx_get_jobs(
             found[job.job_id] = job
     statuses = {job_id: job.status() for job_id, job in found.items()}
     ordered = sorted(found.values(), key=lambda j: (j.submitted_at or 0.0, j.job_id))
-    return {j.job_id: j for j in ordered if wanted is None or statuses[j.job_id] in wanted}
+    return JobTable((j.job_id, j) for j in ordered if wanted is None or statuses[j.job_id] in wanted)
 
 
 def _flatten(jobs: Any) -> list[Any]:

@@ -358,9 +358,12 @@ def start(settings: SessionSettings) -> tuple[SparkSession, str]:
     # Under spark-submit the JVM already runs and holds the submitted
     # properties (master included): connect to it first so SparkConf sees them.
     submitted = "PYSPARK_GATEWAY_PORT" in os.environ or SparkContext._gateway is not None
-    if submitted:
-        SparkContext._ensure_initialized()
-    conf = SparkConf()
+    with warnings.catch_warnings():
+        # The first call into the JVM imports pyspark.testing, which warns about pandas >= 3 (FutureWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        if submitted:
+            SparkContext._ensure_initialized()
+        conf = SparkConf()
     master = settings.master or conf.get("spark.master", None) or "local[*]"
     if not submitted:
         check_java()
