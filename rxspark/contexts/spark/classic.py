@@ -218,7 +218,8 @@ class ClassicEngine(SparkEngine):
                 raise RxJobError(
                     f"once_per_elem: the executors changed during job {job.job_id} (expected {plan.nodes}); run it again"
                 )
-        except KeyboardInterrupt:
+        except BaseException:
+            # Ctrl-C, or a chunk the driver cannot take (RxPayloadError): stop the partitions still running
             self.cancel(job)
             raise
         finally:
