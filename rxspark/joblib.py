@@ -26,7 +26,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from joblib._multiprocessing_helpers import mp
-from joblib._parallel_backends import FallbackToBackend, ParallelBackendBase, SequentialBackend
+from joblib._parallel_backends import AutoBatchingMixin, FallbackToBackend, ParallelBackendBase, SequentialBackend
 from joblib.parallel import BACKENDS, register_parallel_backend
 
 from . import _active
@@ -103,7 +103,7 @@ class _Task:
             _in_task.depth -= 1
 
 
-class RxSparkBackend(ParallelBackendBase):
+class RxSparkBackend(AutoBatchingMixin, ParallelBackendBase):
     """A joblib ``ParallelBackendBase`` that runs joblib's batches on an rxspark compute context.
 
     Use it with ``joblib.parallel_config(backend="rxspark", n_jobs=-1, compute_context=cc,
@@ -128,6 +128,11 @@ class RxSparkBackend(ParallelBackendBase):
     """
 
     default_n_jobs = 1
+    # Auto-batching: joblib grows its batches until one takes MIN_IDEAL_BATCH_DURATION (0.2 s). A
+    # batch here costs a job of the context (a Spark job: tens to hundreds of ms), so the target is
+    # at least _OVERHEAD_FACTOR times the quickest batch seen, an upper bound of that cost.
+    _OVERHEAD_FACTOR = 8
+    _GROWTH = 16
     supports_retrieve_callback = True
     supports_inner_max_num_threads = False
     supports_sharedmem = False
@@ -162,6 +167,7 @@ class RxSparkBackend(ParallelBackendBase):
         self._lock = threading.Lock()
         self._next_call = 0
         self._n_jobs = 1
+        self._quickest: float | None = None
 
     @property
     def rng_seed(self) -> int | None:
@@ -249,6 +255,29 @@ class RxSparkBackend(ParallelBackendBase):
             future.add_done_callback(callback)
         return future
 
+    def batch_completed(self, batch_size: int, duration: float) -> None:
+        """joblib's timing of a batch (dispatch to result): also bounds the cost of a job of the context."""
+        if self._quickest is None or duration < self._quickest:
+            self._quickest = duration
+            self.MIN_IDEAL_BATCH_DURATION = max(AutoBatchingMixin.MIN_IDEAL_BATCH_DURATION, self._OVERHEAD_FACTOR * duration)
+            self.MAX_IDEAL_BATCH_DURATION = max(AutoBatchingMixin.MAX_IDEAL_BATCH_DURATION, 10 * self.MIN_IDEAL_BATCH_DURATION)
+        super().batch_completed(batch_size, duration)
+
+    def compute_batch_size(self) -> int:
+        """joblib's auto-batching, growing up to _GROWTH times per step (joblib: 2) while batches are too quick.
+
+        Each step is a round trip to the context; at 2x, 1000 quick calls took 10 rounds of Spark jobs.
+        """
+        old, duration = self._effective_batch_size, self._smoothed_batch_duration
+        if 0 < duration < self.MIN_IDEAL_BATCH_DURATION:
+            ideal = int(old * self.MIN_IDEAL_BATCH_DURATION / duration) * 2
+            size = max(1, min(self._GROWTH * old, ideal))
+            if size != old:
+                self._effective_batch_size = size
+                self._smoothed_batch_duration = self._DEFAULT_SMOOTHED_BATCH_DURATION
+            return size
+        return super().compute_batch_size()
+
     def retrieve_result_callback(self, out: Future) -> Any:
         """The batch's results, or its first failure: the user's own exception type."""
         return out.result()
@@ -268,6 +297,7 @@ class RxSparkBackend(ParallelBackendBase):
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True)
+        self.reset_batch_stats()
 
     def __reduce__(self) -> Any:
         # A backend that travels to a worker (captured by a task) takes its seed, not its executor nor
