@@ -6,7 +6,6 @@ When every call of a running batch is cancelled, its job is canceled.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 import weakref
@@ -16,9 +15,20 @@ from typing import Any
 from .. import rng as _rng
 from ..contexts.base import ComputeContext
 from ..jobs import RxJob
-from ..plan import build_plan, rx_elem_arg
 from ..worker import ChunkResult
-from .calls import _LINGER, _MAX_BATCH, _MAX_LINGER, _Batch, _call, _chunk_size, _fail, _Item, _State, _succeed
+from .calls import (
+    _LINGER,
+    _MAX_BATCH,
+    _MAX_LINGER,
+    _Batch,
+    _call,
+    _fail,
+    _Item,
+    _State,
+    _succeed,
+    calls_job,
+    take_values,
+)
 
 
 def _dispatch(state: _State, context: ComputeContext, spec: _rng.RngSpec | None) -> None:
@@ -123,30 +133,8 @@ def _make_job(context: ComputeContext, spec: _rng.RngSpec | None, items: list[_I
             functions[key] = len(distinct)
             distinct.append(item.fn)
         which.append(functions[key])
-    n = len(items)
-    chunk_size = _chunk_size(context, n)
-    plan = build_plan(
-        _call,
-        (rx_elem_arg(which), rx_elem_arg([item.args for item in items]), rx_elem_arg([item.kwargs for item in items]), *distinct),
-        {},
-        elem_args=None,
-        elem_type="nodes",
-        once_per_elem=False,
-        times_to_run=n,
-        packages_to_load=None,
-        context_packages=context.packages_to_load,
-        exec_objects=None,
-        task_chunk_size=chunk_size,
-        rng_seed=spec.seed if spec is not None else None,
-        rng_kind=spec.kind if spec is not None else None,
-        rng_scope="task",
-        rx_args=None,
-        local_state=None,
-        parallelism=context.parallelism(),
-        nodes=context.nodes,
-        rng_streams=[item.index for item in items] if spec is not None else None,
-    )
-    return RxJob(plan, context, continue_on_failure=True, console_output=False, auto_cleanup=True)
+    columns = (which, [item.args for item in items], [item.kwargs for item in items])
+    return calls_job(context, spec, _call, columns, len(items), [item.index for item in items], shared=tuple(distinct))
 
 
 class _Listener:
@@ -159,15 +147,7 @@ class _Listener:
         self.echo = echo
 
     def __call__(self, result: ChunkResult) -> None:
-        job = self.job()
-        if job is not None:
-            chunk = job.plan.chunks[result.index]
-            chunk.calls = None  # the calls' arguments: not needed any more
-            chunk.calls_blob = None
-        values = result.get_values()
-        result.values = None  # the values go to the futures only
-        if self.echo and result.output:
-            sys.stdout.write(result.output)
+        values = take_values(self.job(), result, self.echo)
         tasks = range(result.start, result.stop)
         with self.state.lock:  # once per chunk
             futures = self.batch.futures

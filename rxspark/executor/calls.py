@@ -8,6 +8,7 @@ submission index, which names its RNG stream); a batch of calls is one job.
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import time
 from collections import deque
@@ -19,9 +20,11 @@ import cloudpickle
 
 from ..contexts.base import ComputeContext
 from ..errors import RxTaskError
+from ..jobs import RxJob
+from ..plan import build_plan, rx_elem_arg
 
 if TYPE_CHECKING:
-    from ..jobs import RxJob
+    from ..worker import ChunkResult
 
 # Batching window: after the first queued call, keep gathering while more keep arriving, checking
 # every _LINGER seconds, for at most _MAX_LINGER seconds (a tight submit loop fills one batch).
@@ -42,6 +45,56 @@ def _chunk_size(context: ComputeContext, n: int) -> int:
     """Calls per chunk of a batch of n calls on this context."""
     per_worker = _SPARK_CHUNKS_PER_WORKER if type(context).__module__.startswith("rxspark.contexts.spark") else _CHUNKS_PER_WORKER
     return max(1, math.ceil(n / (per_worker * max(1, context.parallelism()))))
+
+
+def calls_job(
+    context: ComputeContext,
+    spec: Any,
+    fn: Callable[..., Any],
+    columns: tuple[Any, ...],
+    n: int,
+    streams: Any,
+    shared: tuple[Any, ...] = (),
+) -> RxJob:
+    """The job of n calls ``fn(*column values, *shared)``, task-scoped streams named by ``streams`` (with a seed).
+
+    Both of RxExecutor's paths run their calls as such a job (a batch of submits, a map).
+    """
+    plan = build_plan(
+        fn,
+        (*(rx_elem_arg(column) for column in columns), *shared),
+        {},
+        elem_args=None,
+        elem_type="nodes",
+        once_per_elem=False,
+        times_to_run=n,
+        packages_to_load=None,
+        context_packages=context.packages_to_load,
+        exec_objects=None,
+        task_chunk_size=_chunk_size(context, n),
+        rng_seed=spec.seed if spec is not None else None,
+        rng_kind=spec.kind if spec is not None else None,
+        rng_scope="task",
+        rx_args=None,
+        local_state=None,
+        parallelism=context.parallelism(),
+        nodes=context.nodes,
+        rng_streams=streams if spec is not None else None,
+    )
+    return RxJob(plan, context, continue_on_failure=True, console_output=False, auto_cleanup=True)
+
+
+def take_values(job: RxJob | None, result: ChunkResult, echo: bool) -> list[Any]:
+    """A delivered chunk's values, taken out of it; its calls' arguments are let go (and its output echoed)."""
+    if job is not None:
+        chunk = job.plan.chunks[result.index]
+        chunk.calls = None  # the calls' arguments: not needed any more
+        chunk.calls_blob = None
+    values = result.get_values()
+    result.values = None  # the values go to the futures / the iterator only
+    if echo and result.output:
+        sys.stdout.write(result.output)
+    return values
 
 
 class RemoteTraceback(Exception):

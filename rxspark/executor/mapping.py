@@ -8,7 +8,6 @@ cancels the calls not run yet.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 import weakref
@@ -21,9 +20,8 @@ from .. import rng as _rng
 from ..contexts.base import ComputeContext
 from ..errors import RxTaskError
 from ..jobs import RxJob
-from ..plan import build_plan, rx_elem_arg
 from ..worker import ChunkResult
-from .calls import _chunk_size, _exception, _State
+from .calls import _exception, _State, calls_job, take_values
 
 
 class _MapRun:
@@ -95,7 +93,7 @@ def _run_map(
     listener: _MapListener | None = None
     try:
         try:
-            job = _make_map_job(context, spec, fn, columns, n, base)
+            job = calls_job(context, spec, fn, tuple(columns), n, range(base, base + n))
         except BaseException as exc:  # noqa: BLE001 - e.g. arguments that do not fit fn: the iterator raises it
             failure = exc
         del columns[:]
@@ -128,33 +126,6 @@ def _run_map(
             state.lock.notify_all()
 
 
-def _make_map_job(
-    context: ComputeContext, spec: _rng.RngSpec | None, fn: Callable[..., Any], columns: list[Any], n: int, base: int
-) -> RxJob:
-    plan = build_plan(
-        fn,
-        tuple(rx_elem_arg(column) for column in columns),
-        {},
-        elem_args=None,
-        elem_type="nodes",
-        once_per_elem=False,
-        times_to_run=n,
-        packages_to_load=None,
-        context_packages=context.packages_to_load,
-        exec_objects=None,
-        task_chunk_size=_chunk_size(context, n),
-        rng_seed=spec.seed if spec is not None else None,
-        rng_kind=spec.kind if spec is not None else None,
-        rng_scope="task",
-        rx_args=None,
-        local_state=None,
-        parallelism=context.parallelism(),
-        nodes=context.nodes,
-        rng_streams=range(base, base + n) if spec is not None else None,
-    )
-    return RxJob(plan, context, continue_on_failure=True, console_output=False, auto_cleanup=True)
-
-
 class _MapListener:
     """Hands each delivered chunk of a map to its iterator, and lets go of the chunk's arguments."""
 
@@ -166,15 +137,7 @@ class _MapListener:
         self.released = 0
 
     def __call__(self, result: ChunkResult) -> None:
-        job = self.job()
-        if job is not None:
-            chunk = job.plan.chunks[result.index]
-            chunk.calls = None
-            chunk.calls_blob = None
-        values = result.get_values()
-        result.values = None  # the values go to the iterator only
-        if self.echo and result.output:
-            sys.stdout.write(result.output)
+        values = take_values(self.job(), result, self.echo)
         run = self.run
         with run.cond:
             if not run.closed:
