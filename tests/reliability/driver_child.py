@@ -91,7 +91,8 @@ def main(share_dir: str, log_dir: str) -> None:
         tracker = sc.statusTracker()
         while tracker.getActiveJobsIds() and time.monotonic() - began < 30:
             time.sleep(0.05)
-        (job_id,) = [j.job_id for j in list(rx_jobs._live.values()) if j.function_name == "forever"]
+        (job,) = [j for j in list(rx_jobs._live.values()) if j.function_name == "forever"]
+        job_id = job.job_id
         group_jobs = list(tracker.getJobIdsForGroup(job_id))
         say(
             "INTERRUPTED",
@@ -99,7 +100,9 @@ def main(share_dir: str, log_dir: str) -> None:
             active=list(tracker.getActiveJobsIds()),
             group_jobs=group_jobs,
             group_status=[str(tracker.getJobInfo(j).status) for j in group_jobs],
-            job_status=rxspark.rx_get_job_status(job_id, share_dir=share_dir),
+            job_status=job.status(),  # the job object keeps its final state
+            # its record went when the call ended (the outcome was handed out): the id reads missing
+            record_status=rxspark.rx_get_job_status(job_id, share_dir=share_dir),
             seconds=round(time.monotonic() - began, 2),
         )
         say("NEXT", results=rx_exec(faults.echo, rx_elem_arg(range(2)), task_chunk_size=1, compute_context=cc))

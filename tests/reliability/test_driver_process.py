@@ -64,6 +64,7 @@ def test_sigint_during_a_blocking_rx_exec_cancels_the_spark_job_group(driver):
     assert interrupted["group_jobs"] == ready["spark_jobs"]
     assert all(status == "FAILED" for status in interrupted["group_status"]), interrupted  # canceled jobs end FAILED
     assert interrupted["job_status"] == "canceled"
+    assert interrupted["record_status"] == "missing"  # a blocking job's record goes when its call ends (README)
     assert driver["next"]["results"] == [[[0], {}], [[1], {}]]  # the executors were free again
     # The process ends with the KeyboardInterrupt, within seconds.
     assert driver["returncode"] in (-signal.SIGINT, 130, 1), driver["stderr"][-2000:]
