@@ -2,8 +2,9 @@
 
 Importing this module registers the backend (so does :func:`register`); ``import
 rxspark`` alone never imports joblib. Each Parallel call runs its batches through
-one :class:`~rxspark.executor.RxExecutor`, which runs the batches dispatched close
-together as one job (one Spark job, not one per batch).
+one :class:`~rxspark.executor.RxExecutor`: each batch is a chunk (a Spark task) of
+its own, and the batches dispatched together share one job (one Spark job, not one
+per batch).
 
 Seeds: with ``rng_seed``, call *k* of a Parallel call, counted in joblib's dispatch
 order, draws from stream ``(rng_seed, k)`` whatever joblib's auto-batching: a batch
@@ -225,14 +226,17 @@ class RxSparkBackend(AutoBatchingMixin, ParallelBackendBase):
             if self._executor is None:
                 spec = self._spec
                 context = self._context()
-                # At most as many batches in flight as the context runs at once: each then goes out
-                # alone in its chunk, so a slow batch holds back no other's result (joblib pre-dispatches
-                # 2 * n_jobs batches; the rest wait in the executor's queue, as in loky's).
-                # The executor's own seeding (stream = submission index) brackets each batch with
-                # the stream state save/restore and lock; each call then starts its own stream.
+                # Each joblib batch is one call of the executor, in a chunk of its own (one Spark task),
+                # sent out at once: joblib's batches are batched already, and a slow one holds back
+                # no other's result. Up to n_jobs run at once; when n_jobs covers the context's
+                # parallelism, the batches joblib pre-dispatches (2 * n_jobs) all go to the context,
+                # which queues them, so a core that finishes a batch starts the next one without
+                # waiting for the driver's round trip (loky's workers do the same with its queue).
                 self._executor = RxExecutor(
-                    max_workers=max(1, min(self._n_jobs, context.parallelism())),
+                    max_workers=self._n_jobs if self._n_jobs < context.parallelism() else None,
                     compute_context=context,
+                    calls_per_chunk=1,
+                    linger=False,
                     rng_seed=spec.seed if spec is not None else None,
                     rng_kind=spec.kind if spec is not None else None,
                 )

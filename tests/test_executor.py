@@ -150,8 +150,31 @@ def test_seeded_calls_draw_the_same_streams_whatever_the_batching(name):
             first = [ex.submit(draw, k) for k in range(10)]
             rest = list(ex.map(draw, range(10, 40)))
             assert [f.result() for f in first] + rest == expected, (name, max_workers)
+    with RxExecutor(compute_context=REGISTRY.get(name), rng_seed=11, calls_per_chunk=1, linger=False) as ex:
+        assert [f.result() for f in [ex.submit(draw, k) for k in range(40)]] == expected, (name, "one call per chunk")
     with RxExecutor(compute_context=RxLocalSeq(), rng_seed=12) as ex:
         assert list(ex.map(draw, range(40))) != expected
+
+
+def wait_for(path, x):
+    """Return x once ``path`` exists (at most 60 s)."""
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return x
+
+
+@pytest.mark.parametrize("linger", [True, False])
+def test_calls_per_chunk_one_gives_each_call_its_own_chunk(linger, tmp_path):
+    # 16 calls on 2 workers, batched together: by default 8 chunks of 2, so call 1 would share
+    # call 0's chunk and wait for it; with calls_per_chunk=1 it comes back while call 0 waits.
+    gate = str(tmp_path / "gate")
+    with RxExecutor(compute_context=REGISTRY.get("localpar"), calls_per_chunk=1, linger=linger) as ex:
+        futures = [ex.submit(wait_for, gate, 0)] + [ex.submit(abs, -k) for k in range(1, 16)]
+        done, _ = wait(futures[1:2], timeout=30)
+        open(gate, "w").close()
+        assert [f.result(timeout=60) for f in futures] == list(range(16))
+    assert done, "call 1 waited for call 0"
 
 
 def test_rng_seed_auto_is_recorded():
@@ -197,6 +220,10 @@ def test_no_reference_kept_to_arguments_or_results():
         (dict(max_workers=True), TypeError, "max_workers"),
         (dict(compute_context=3), RxArgumentTypeError, "compute_context"),
         (dict(compute_context="nope"), RxArgumentError, "nope"),
+        (dict(calls_per_chunk=0), RxArgumentError, "calls_per_chunk must be greater than 0"),
+        (dict(calls_per_chunk=2.0), RxArgumentTypeError, "calls_per_chunk"),
+        (dict(calls_per_chunk=True), RxArgumentTypeError, "calls_per_chunk"),
+        (dict(linger="no"), RxArgumentTypeError, "linger must be True or False"),
         (dict(rng_seed=-1), RxArgumentError, "rng_seed"),
         (dict(rng_seed=1, rng_kind="bogus"), RxArgumentError, "rng_kind"),
     ],

@@ -58,6 +58,13 @@ class RxExecutor(Executor):
             *k*-th draws from stream ``(rng_seed, k)``, whatever the batching,
             ``max_workers`` or context.
         rng_kind: The generator kind (see ``rx_exec``); None: ``"PCG64"`` with a seed.
+        calls_per_chunk: Calls per chunk (one Spark task, one unit of a local pool) of
+            each job; None: a batch is spread over the context's parallelism (one chunk per
+            core on Spark, four elsewhere). 1 suits calls that are each a batch of work
+            already (joblib's batches): every call's result comes back on its own.
+        linger: True: the dispatcher waits (up to 50 ms) while submits keep arriving, so a
+            tight submit loop makes one job; False: what is submitted goes out at once, for
+            callers that submit few, large calls and wait on each.
 
     Attributes:
         compute_context: The context the calls run on.
@@ -74,7 +81,17 @@ class RxExecutor(Executor):
         compute_context: ComputeContext | str | None = None,
         rng_seed: int | str | None = None,
         rng_kind: str | None = None,
+        *,
+        calls_per_chunk: int | None = None,
+        linger: bool = True,
     ) -> None:
+        if calls_per_chunk is not None:
+            if isinstance(calls_per_chunk, bool) or not isinstance(calls_per_chunk, int):
+                raise RxArgumentTypeError(f"calls_per_chunk must be None or a positive int, got {calls_per_chunk!r}")
+            if calls_per_chunk <= 0:
+                raise RxArgumentError(f"calls_per_chunk must be greater than 0, got {calls_per_chunk}")
+        if not isinstance(linger, bool):
+            raise RxArgumentTypeError(f"linger must be True or False, got {linger!r}")
         if max_workers is not None:
             if isinstance(max_workers, bool) or not isinstance(max_workers, int):
                 raise RxArgumentTypeError(f"max_workers must be None or a positive int, got {max_workers!r}")
@@ -93,7 +110,7 @@ class RxExecutor(Executor):
         self.compute_context: ComputeContext = context
         self._spec = _rng.resolve(rng_seed, rng_kind, "task")
         self.max_workers = max_workers
-        self._state = _State(max_workers)
+        self._state = _State(max_workers, calls_per_chunk, linger)
         self._dispatcher: threading.Thread | None = None
         _live.add(self)
         # Dropped without shutdown(): the dispatcher still runs what was submitted, then ends.

@@ -41,7 +41,8 @@ def _dispatch(state: _State, context: ComputeContext, spec: _rng.RngSpec | None)
                 state.idle = True
                 state.lock.wait()
             state.idle = False
-        _linger(state)
+        if state.linger:
+            _linger(state)
         with state.lock:
             items: list[_Item] = []
             dropped = 0
@@ -89,7 +90,7 @@ def _run_batch(state: _State, context: ComputeContext, spec: _rng.RngSpec | None
     failure: BaseException | None = None
     try:
         try:
-            job = _make_job(context, spec, items)
+            job = _make_job(state, context, spec, items)
         except BaseException as exc:  # noqa: BLE001 - e.g. an argument that cannot be pickled: fail its calls
             failure = exc
         del items[:]
@@ -123,7 +124,7 @@ def _run_batch(state: _State, context: ComputeContext, spec: _rng.RngSpec | None
             state.lock.notify_all()
 
 
-def _make_job(context: ComputeContext, spec: _rng.RngSpec | None, items: list[_Item]) -> RxJob:
+def _make_job(state: _State, context: ComputeContext, spec: _rng.RngSpec | None, items: list[_Item]) -> RxJob:
     functions: dict[int, int] = {}
     distinct: list[Callable[..., Any]] = []
     which = []
@@ -134,7 +135,10 @@ def _make_job(context: ComputeContext, spec: _rng.RngSpec | None, items: list[_I
             distinct.append(item.fn)
         which.append(functions[key])
     columns = (which, [item.args for item in items], [item.kwargs for item in items])
-    return calls_job(context, spec, _call, columns, len(items), [item.index for item in items], shared=tuple(distinct))
+    return calls_job(
+        context, spec, _call, columns, len(items), [item.index for item in items], shared=tuple(distinct),
+        calls_per_chunk=state.calls_per_chunk,
+    )
 
 
 class _Listener:

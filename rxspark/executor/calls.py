@@ -41,8 +41,10 @@ _CHUNKS_PER_WORKER = 4
 _SPARK_CHUNKS_PER_WORKER = 1
 
 
-def _chunk_size(context: ComputeContext, n: int) -> int:
-    """Calls per chunk of a batch of n calls on this context."""
+def _chunk_size(context: ComputeContext, n: int, calls_per_chunk: int | None = None) -> int:
+    """Calls per chunk of a batch of n calls on this context (``calls_per_chunk`` when the caller set it)."""
+    if calls_per_chunk is not None:
+        return calls_per_chunk
     per_worker = _SPARK_CHUNKS_PER_WORKER if type(context).__module__.startswith("rxspark.contexts.spark") else _CHUNKS_PER_WORKER
     return max(1, math.ceil(n / (per_worker * max(1, context.parallelism()))))
 
@@ -55,6 +57,7 @@ def calls_job(
     n: int,
     streams: Any,
     shared: tuple[Any, ...] = (),
+    calls_per_chunk: int | None = None,
 ) -> RxJob:
     """The job of n calls ``fn(*column values, *shared)``, task-scoped streams named by ``streams`` (with a seed).
 
@@ -71,7 +74,7 @@ def calls_job(
         packages_to_load=None,
         context_packages=context.packages_to_load,
         exec_objects=None,
-        task_chunk_size=_chunk_size(context, n),
+        task_chunk_size=_chunk_size(context, n, calls_per_chunk),
         rng_seed=spec.seed if spec is not None else None,
         rng_kind=spec.kind if spec is not None else None,
         rng_scope="task",
@@ -178,8 +181,10 @@ class _State:
     cancels the queued ones, as a thread pool cancels what no worker took yet.
     """
 
-    def __init__(self, max_workers: int | None) -> None:
+    def __init__(self, max_workers: int | None, calls_per_chunk: int | None = None, linger: bool = True) -> None:
         self.max_workers = max_workers
+        self.calls_per_chunk = calls_per_chunk
+        self.linger = linger
         self.lock = threading.Condition(threading.Lock())
         self.ready: deque[_Item] = deque()
         self.queue: deque[_Item] = deque()

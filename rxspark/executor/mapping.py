@@ -93,7 +93,7 @@ def _run_map(
     listener: _MapListener | None = None
     try:
         try:
-            job = calls_job(context, spec, fn, tuple(columns), n, range(base, base + n))
+            job = calls_job(context, spec, fn, tuple(columns), n, range(base, base + n), calls_per_chunk=state.calls_per_chunk)
         except BaseException as exc:  # noqa: BLE001 - e.g. arguments that do not fit fn: the iterator raises it
             failure = exc
         del columns[:]
