@@ -256,7 +256,10 @@ class RxExecutor(Executor):
                 if not threads:
                     break
                 for thread in threads:
-                    thread.join()
+                    if thread.ident is None:  # added under the lock, started just after it
+                        time.sleep(0.001)
+                    else:
+                        thread.join()
         _live.discard(self)
 
     def __repr__(self) -> str:
