@@ -9,6 +9,7 @@ end ("canceled" if the job was canceled).
 from __future__ import annotations
 
 import json
+import signal
 import sys
 
 import jobtasks
@@ -18,6 +19,10 @@ from rxspark import rx_elem_arg, rx_exec
 
 
 def main(share_dir: str, mode: str, n: str, seconds: str, log_path: str, auto_cleanup: str) -> None:
+    # The parent may interrupt this process with SIGINT. A process started from a shell's background
+    # job (`cmd &` without job control, nohup) inherits SIGINT ignored, and Python then installs no
+    # KeyboardInterrupt handler: install it, so the test checks rxspark, not how the suite was started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     kwargs = dict(
         compute_context=rxspark.RxLocalSeq(share_dir=share_dir),
         task_chunk_size=1,

@@ -20,9 +20,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
 import time
+
+# The parent interrupts this process with SIGINT. A process started from a shell's background job
+# (`cmd &` without job control, nohup) inherits SIGINT ignored, and Python then installs no
+# KeyboardInterrupt handler: install it, so the test checks rxspark, not how the suite was started.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 os.umask(0)
 
