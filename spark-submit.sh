@@ -5,8 +5,8 @@
 #
 # - spark-submit comes from $SPARK_HOME, else from the pip-installed PySpark;
 # - --profile picks conf/spark-defaults.<profile>.conf (default: local);
-# - driver and executors run --python (default: this checkout's .venv, else python3)
-#   unless PYSPARK_PYTHON is set;
+# - driver and executors run --python; default: $PYSPARK_PYTHON, else the active
+#   virtualenv's python ($VIRTUAL_ENV), else this checkout's .venv, else python3;
 # - the rxspark package is zipped and shipped with --py-files, so cluster nodes
 #   need numpy, cloudpickle and pyarrow but not rxspark itself;
 # - options before the script go to spark-submit, the script and everything after it
@@ -47,6 +47,7 @@ fi
 
 if [ -z "$python" ]; then
     if [ -n "${PYSPARK_PYTHON:-}" ]; then python="$PYSPARK_PYTHON"
+    elif [ -n "${VIRTUAL_ENV:-}" ] && [ -x "$VIRTUAL_ENV/bin/python" ]; then python="$VIRTUAL_ENV/bin/python"
     elif [ -x "$here/.venv/bin/python" ]; then python="$here/.venv/bin/python"
     else python="$(command -v python3)"; fi
 fi
@@ -60,7 +61,11 @@ fi
 if [ -n "${SPARK_HOME:-}" ]; then
     submit="$SPARK_HOME/bin/spark-submit"
 else
-    submit="$("$python" -c 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "bin", "spark-submit"))')"
+    if ! submit="$("$python" -c 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "bin", "spark-submit"))' 2>/dev/null)"; then
+        echo "spark-submit.sh: $python cannot import pyspark; run 'make venv' (this checkout's .venv), activate" \
+             "the environment that has it, name its python with --python or PYSPARK_PYTHON, or set SPARK_HOME" >&2
+        exit 2
+    fi
 fi
 if [ ! -x "$submit" ]; then
     echo "spark-submit.sh: spark-submit not found at $submit (install pyspark or set SPARK_HOME)" >&2

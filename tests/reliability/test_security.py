@@ -174,6 +174,19 @@ def test_spark_submit_sh_leaves_the_scripts_own_options_alone(tools, option):
     assert report is not None and report["argv"][-len(option) - 1 :] == [tools["script"], *option]
 
 
+def test_spark_submit_sh_refuses_a_python_without_pyspark_in_one_line(tools, tmp_path):
+    """No SPARK_HOME and a python that cannot import pyspark: one line that says what to do, no traceback."""
+    python = tmp_path / "bare python"
+    python.write_text("#!/bin/sh\nexit 1\n")  # a python whose `import pyspark` fails
+    python.chmod(0o755)
+    env = child_env(PYSPARK_PYTHON=str(python), TMPDIR=str(tools["temp"]))
+    env.pop("SPARK_HOME", None)
+    proc = subprocess.run([tools["submit"], tools["script"]], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "cannot import pyspark" in proc.stderr and "--python" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
 def test_the_standalone_profile_turns_authentication_on_with_the_secret_from_the_environment():
     with open(os.path.join(ROOT, "conf", "spark-defaults.standalone.conf")) as f:
         text = f.read()
@@ -236,7 +249,7 @@ def master_apps(cluster) -> list[str]:
 @pytest.mark.cluster
 @pytest.mark.slow
 def test_without_the_secret_no_application_gets_in(cluster, tmp_path):
-    env = child_env()
+    env = child_env(PYSPARK_PYTHON=sys.executable)  # this suite's python, whatever the venv is called
     env.pop("_SPARK_AUTH_SECRET", None)
     # The standalone profile without the secret in the environment: refused before it connects.
     script = tmp_path / "intruder job.py"
@@ -270,7 +283,7 @@ def test_with_the_secret_a_job_runs_through_spark_submit_from_a_path_with_spaces
     script = tmp_path / "my jobs" / "where it runs.py"
     script.parent.mkdir()
     script.write_text(WHERE)
-    env = child_env(_SPARK_AUTH_SECRET=cluster.secret)
+    env = child_env(_SPARK_AUTH_SECRET=cluster.secret, PYSPARK_PYTHON=sys.executable)
     args = ["--profile", "standalone", "--master", cluster.master, "--name", "authorized", str(script), *ODD_ARGS]
     proc = subprocess.run([SUBMIT, *args], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
