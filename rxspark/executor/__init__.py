@@ -85,18 +85,10 @@ class RxExecutor(Executor):
         calls_per_chunk: int | None = None,
         linger: bool = True,
     ) -> None:
-        if calls_per_chunk is not None:
-            if isinstance(calls_per_chunk, bool) or not isinstance(calls_per_chunk, int):
-                raise RxArgumentTypeError(f"calls_per_chunk must be None or a positive int, got {calls_per_chunk!r}")
-            if calls_per_chunk <= 0:
-                raise RxArgumentError(f"calls_per_chunk must be greater than 0, got {calls_per_chunk}")
+        _check_positive_or_none("calls_per_chunk", calls_per_chunk)
         if not isinstance(linger, bool):
             raise RxArgumentTypeError(f"linger must be True or False, got {linger!r}")
-        if max_workers is not None:
-            if isinstance(max_workers, bool) or not isinstance(max_workers, int):
-                raise RxArgumentTypeError(f"max_workers must be None or a positive int, got {max_workers!r}")
-            if max_workers <= 0:
-                raise RxArgumentError(f"max_workers must be greater than 0, got {max_workers}")
+        _check_positive_or_none("max_workers", max_workers)
         if compute_context is None:
             context = _active.current()
         elif isinstance(compute_context, ComputeContext):
@@ -264,6 +256,16 @@ class RxExecutor(Executor):
 
     def __repr__(self) -> str:
         return f"RxExecutor(max_workers={self.max_workers}, compute_context={self.compute_context!r})"
+
+
+def _check_positive_or_none(name: str, value: Any) -> None:
+    """Raise unless ``value`` is None or an int above 0 (a bool is not a count)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RxArgumentTypeError(f"{name} must be None or a positive int, got {value!r}")
+    if value <= 0:
+        raise RxArgumentError(f"{name} must be greater than 0, got {value}")
 
 
 # ---------------------------------------------------------------- interpreter exit
