@@ -4,7 +4,8 @@ Importing this module registers the backend (so does :func:`register`); ``import
 rxspark`` alone never imports joblib. Each Parallel call runs its batches through
 one :class:`~rxspark.executor.RxExecutor`: each batch is a chunk (a Spark task) of
 its own, and the batches dispatched together share one job (one Spark job, not one
-per batch).
+per batch). On the local pools the executor keeps one job open for the whole call
+and each batch joins it as a chunk (``linger=False``, see :mod:`rxspark.feed`).
 
 Seeds: with ``rng_seed``, call *k* of a Parallel call, counted in joblib's dispatch
 order, draws from stream ``(rng_seed, k)`` whatever joblib's auto-batching: a batch

@@ -21,7 +21,7 @@ import numbers
 import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
@@ -30,6 +30,9 @@ from ._sources import SourceTable, build_table
 from ._warn import exec_object_sizes, warn_if_large
 from .errors import RxArgumentError, RxArgumentTypeError
 from .options import get_option
+
+if TYPE_CHECKING:
+    from .feed import ChunkFeed
 
 ELEM_TYPES = ("nodes", "cores")
 
@@ -85,6 +88,9 @@ class ChunkCalls:
 
     columns: list[Sequence[Any]]  # one per slot, sliced to the chunk
     entries: list[tuple[tuple[Any, ...], dict[str, Any]]] | None  # elem_args entries
+    # Where the by-value code of these calls came from, when it is not the payload's (an open
+    # plan's functions travel with their calls): for remote tracebacks only.
+    sources: SourceTable | None = None
 
 
 def call_arguments(
@@ -115,6 +121,8 @@ class Chunk:
 
     ``calls`` is kept in memory for in-process contexts and dropped when the
     chunk is pickled; ``calls_blob`` (cloudpickle of it) travels instead.
+    ``streams`` (``rng_scope="task"`` only): the stream each task draws from,
+    when it is not named by the payload's RNG spec (an open plan's chunks).
     """
 
     index: int
@@ -122,6 +130,11 @@ class Chunk:
     stop: int
     calls_blob: bytes | None = None
     calls: ChunkCalls | None = field(default=None, repr=False, compare=False)
+    streams: tuple[int, ...] | None = None
+
+    def stream_of(self, local: int) -> int:
+        """The stream index of task ``local`` of this chunk (before the spec's own mapping)."""
+        return self.streams[local] if self.streams is not None else self.start + local
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -150,6 +163,8 @@ class TaskPlan:
     once_per_elem: bool
     nodes: list[str] | None  # once_per_elem: node of each task
     function_name: str
+    # An open plan (rxspark.feed.open_plan): chunks are added while its job runs, until the feed closes.
+    feed: ChunkFeed | None = None
 
     @property
     def rng(self) -> _rng.RngSpec | None:

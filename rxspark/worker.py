@@ -477,7 +477,7 @@ def run_chunk(
                 if stop is not None and stop.is_set():
                     raise ChunkCanceled(chunk.index)
                 if per_task_stream:
-                    streams.start(chunk.start + local)
+                    streams.start(chunk.stream_of(local))
             if calls is None:
                 call_args, call_kwargs = args, kwargs
             else:
@@ -489,7 +489,8 @@ def run_chunk(
                     raise
                 append(None)
                 task = chunk.start + local
-                result.errors[task], cause = _task_error(task, chunk.index, exc, node, sources=payload.sources)
+                sources = calls.sources if calls is not None and calls.sources is not None else payload.sources
+                result.errors[task], cause = _task_error(task, chunk.index, exc, node, sources=sources)
                 if cause is not None:
                     result.causes[task] = cause
             stamp(clock())

@@ -101,10 +101,11 @@ def test_shutdown_cancel_futures_cancels_the_queued_calls():
         ex.submit(pow, 2, 2)
 
 
+@pytest.mark.parametrize("linger", [True, False])
 @pytest.mark.parametrize("name", ["localpar", pytest.param("spark-local", marks=pytest.mark.spark)])
-def test_shutdown_cancel_futures_stops_a_running_endless_call(name, tmp_path):
+def test_shutdown_cancel_futures_stops_a_running_endless_call(name, linger, tmp_path):
     path = str(tmp_path / "beats")
-    ex = RxExecutor(compute_context=REGISTRY.get(name))
+    ex = RxExecutor(compute_context=REGISTRY.get(name), linger=linger)
     future = ex.submit(beat, path)
     deadline = time.monotonic() + 60
     while _size(path) < 5:  # it runs
@@ -116,9 +117,10 @@ def test_shutdown_cancel_futures_stops_a_running_endless_call(name, tmp_path):
     ex.shutdown()  # returns: nothing runs any more
 
 
-def test_cancelling_every_call_of_a_running_batch_stops_it(tmp_path):
+@pytest.mark.parametrize("linger", [True, False])
+def test_cancelling_every_call_of_a_running_batch_stops_it(linger, tmp_path):
     path = str(tmp_path / "beats")
-    ex = RxExecutor(compute_context=REGISTRY.get("localpar"))
+    ex = RxExecutor(compute_context=REGISTRY.get("localpar"), linger=linger)
     future = ex.submit(beat, path)
     while _size(path) < 5:
         time.sleep(0.05)
@@ -127,9 +129,10 @@ def test_cancelling_every_call_of_a_running_batch_stops_it(tmp_path):
     ex.shutdown()
 
 
+@pytest.mark.parametrize("linger", [True, False])
 @pytest.mark.parametrize("name", CONTEXTS)
-def test_result_raises_the_users_exception_with_the_remote_traceback(name):
-    with RxExecutor(compute_context=REGISTRY.get(name)) as ex:
+def test_result_raises_the_users_exception_with_the_remote_traceback(name, linger):
+    with RxExecutor(compute_context=REGISTRY.get(name), linger=linger) as ex:
         future = ex.submit(explode, 7)
         with pytest.raises(KeyError, match="no key 7") as info:
             future.result()
@@ -175,6 +178,68 @@ def test_calls_per_chunk_one_gives_each_call_its_own_chunk(linger, tmp_path):
         open(gate, "w").close()
         assert [f.result(timeout=60) for f in futures] == list(range(16))
     assert done, "call 1 waited for call 0"
+
+
+def sleepy(x, delay=0.1):
+    time.sleep(delay)
+    return x
+
+
+def test_linger_false_on_a_pool_feeds_one_open_job_while_calls_are_in_flight(tmp_path):
+    # Each submit goes out at once, as new chunks of the one job the executor keeps open while
+    # calls of it are in flight (call 0 waits for the gate), not as a job per submit.
+    gate = str(tmp_path / "gate")
+    with RxExecutor(compute_context=REGISTRY.get("localpar"), calls_per_chunk=1, linger=False) as ex:
+        first = ex.submit(wait_for, gate, 0)
+        for k in range(1, 20):  # one at a time: each is its own dispatch
+            assert ex.submit(abs, -k).result(timeout=60) == k
+        assert not first.done()
+        open(gate, "w").close()
+        assert first.result(timeout=60) == 0
+        assert ex.jobs_started == 1
+
+
+def test_open_job_a_call_that_cannot_be_pickled_fails_alone():
+    import threading
+
+    with RxExecutor(compute_context=REGISTRY.get("localpar"), calls_per_chunk=1, linger=False) as ex:
+        futures = [ex.submit(sleepy, 1), ex.submit(sleepy, threading.Lock()), ex.submit(sleepy, 3)]
+        with pytest.raises(RxArgumentError, match="cannot be serialized"):
+            futures[1].result(timeout=60)
+        assert futures[0].result(timeout=60) == 1
+        assert futures[2].result(timeout=60) == 3
+
+
+def crash_once(marker, x):
+    """Kill this worker process the first time (``marker`` does not exist yet), then return x."""
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(3)
+    return x
+
+
+def test_open_job_runs_a_call_again_when_its_worker_died(tmp_path):
+    marker = str(tmp_path / "crashed")
+    with RxExecutor(compute_context=REGISTRY.get("localpar"), calls_per_chunk=1, linger=False) as ex:
+        futures = [ex.submit(sleepy, 0, 0.3), ex.submit(crash_once, marker, 1)] + [ex.submit(sleepy, k, 0.01) for k in range(2, 10)]
+        assert [f.result(timeout=120) for f in futures] == list(range(10))
+        assert os.path.exists(marker)
+        assert ex.submit(abs, -7).result(timeout=60) == 7  # the pool works after the loss
+        assert ex.jobs_started <= 2
+
+
+def test_open_job_cancelled_entirely_is_stopped_and_the_next_call_opens_another(tmp_path):
+    path = str(tmp_path / "beats")
+    with RxExecutor(compute_context=REGISTRY.get("localpar"), calls_per_chunk=1, linger=False) as ex:
+        future = ex.submit(beat, path)
+        deadline = time.monotonic() + 60
+        while _size(path) < 5:
+            assert time.monotonic() < deadline, "the endless call never started"
+            time.sleep(0.05)
+        assert future.cancel()
+        assert _quiet(path), "the cancelled call still runs"
+        assert ex.submit(abs, -5).result(timeout=60) == 5
+        assert ex.jobs_started == 2
 
 
 def test_rng_seed_auto_is_recorded():

@@ -102,6 +102,10 @@ class ComputeContext:
 
     # ------------------------------------------------------------ backend interface
 
+    # Whether run_chunks runs open plans (``job.plan.feed``: chunks added while the job runs,
+    # see rxspark.feed) until their feed closes. Contexts that do not leave it False.
+    accepts_feeds = False
+
     def parallelism(self) -> int:
         """How many chunks can run at once (the default number of chunks)."""
         return 1
@@ -114,7 +118,8 @@ class ComputeContext:
         """Run every chunk of ``job.plan`` and call ``job.deliver`` for each as it finishes.
 
         Called once per job, in the job's driver thread. Return once all are
-        delivered or ``job.should_stop()``; raise on an infrastructure failure
+        delivered (for an open plan: and its feed is closed; see ``accepts_feeds``)
+        or ``job.should_stop()``; raise on an infrastructure failure
         that could not be retried (user exceptions are already data in the
         ``ChunkResult``).
         """

@@ -220,7 +220,8 @@ class _Run:
     def __init__(self, pool: ChunkPool, shipment: Shipment) -> None:
         self.pool = pool
         self.shipment = shipment
-        self.finished: queue.SimpleQueue[Future[ChunkResult]] = queue.SimpleQueue()  # in the order they complete
+        # In the order they complete; None: a wake-up (see wake()).
+        self.finished: queue.SimpleQueue[Future[ChunkResult] | None] = queue.SimpleQueue()
         self._pending: dict[Future[ChunkResult], Chunk] = {}
         self._lock = threading.Lock()
         self._stopped = False
@@ -259,6 +260,10 @@ class _Run:
             futures = list(self._pending)
         self.pool.stop(self.shipment, futures)
 
+    def wake(self) -> None:
+        """Wake the run loop (it sees None among the finished futures)."""
+        self.finished.put(None)  # type: ignore[arg-type]
+
     def end(self) -> list[Future[ChunkResult]]:
         """The run loop is done: stop what is still in flight (unless stopped already) and return it."""
         with self._lock:
@@ -277,6 +282,8 @@ class ExecutorContext(ComputeContext):
         **kwargs: ``wait``, ``console_output``, ``auto_cleanup``, ``packages_to_load``, ``share_dir``.
     """
 
+    accepts_feeds = True  # chunks are submitted one at a time anyway
+
     def __init__(self, pool: ChunkPool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._pool = pool
@@ -288,18 +295,27 @@ class ExecutorContext(ComputeContext):
         shipment = pool.ship(job)
         run = _Run(pool, shipment)
         crashes: dict[int, int] = {}  # chunk -> attempts that died with their own worker
+        chunks = job.plan.chunks
+        feed = job.plan.feed  # an open plan: chunks keep coming until the feed closes
         with self._runs_lock:
             self._runs[job.job_id] = run
         try:
-            for chunk in job.plan.chunks:
-                if job.should_stop() or not run.submit(chunk):
-                    return
+            if feed is not None:
+                feed.watch(run.wake)
+            sent = 0
             # Chunks whose worker was lost wait here until every other chunk of theirs that came back
             # meanwhile was seen, and none is left on the workers the loss doomed; then they run
             # again in chunk order (the order they failed in is the pool's: a late chunk must not
             # take the workers before an early one, which Executor.map's caller waits for first).
             held: list[Chunk] = []
-            while (run.in_flight() or held) and not job.should_stop():
+            while True:
+                closed = feed is None or feed.closed  # read first: every chunk added before the close is seen below
+                while sent < len(chunks):
+                    if job.should_stop() or not run.submit(chunks[sent]):
+                        return
+                    sent += 1
+                if job.should_stop() or (closed and not held and not run.in_flight()):
+                    return
                 if held and run.finished.empty() and not run.doomed():
                     held.sort(key=lambda c: c.index)
                     for again in held:
@@ -310,6 +326,8 @@ class ExecutorContext(ComputeContext):
                 # Futures one at a time as they complete: wait() on every pending future would cost
                 # O(pending) per completion (O(chunks^2) per job) in this, the driver's busiest thread.
                 future = run.finished.get()
+                if future is None:
+                    continue  # woken: chunks were added, the feed closed, or the job stopped
                 chunk = run.take(future)
                 if chunk is None or future.cancelled():
                     continue
@@ -330,6 +348,8 @@ class ExecutorContext(ComputeContext):
                     ) from exc
                 held.append(chunk)
         finally:
+            if feed is not None:
+                feed.watch(None)
             with self._runs_lock:
                 self._runs.pop(job.job_id, None)
             pool.release(shipment, run.end())
@@ -339,6 +359,7 @@ class ExecutorContext(ComputeContext):
             run = self._runs.get(job.job_id)
         if run is not None:
             run.stop()  # in-process chunks already running stop between tasks (job.stop_event)
+            run.wake()  # an open plan's run loop may be waiting for chunks, not results
 
     def close(self) -> None:
         """Release the pool: at once if jobs are still running on it, else once its workers are done."""

@@ -64,7 +64,9 @@ class RxExecutor(Executor):
             already (joblib's batches): every call's result comes back on its own.
         linger: True: the dispatcher waits (up to 50 ms) while submits keep arriving, so a
             tight submit loop makes one job; False: what is submitted goes out at once, for
-            callers that submit few, large calls and wait on each.
+            callers that submit few, large calls and wait on each. On a context that
+            ``accepts_feeds`` (the local pools) False also keeps one job open while calls
+            are in flight, each submit joining it as new chunks (:mod:`rxspark.feed`).
 
     Attributes:
         compute_context: The context the calls run on.

@@ -2,6 +2,11 @@
 
 Each call's Future resolves as its chunk arrives (the job's ``chunk_listener``).
 When every call of a running batch is cancelled, its job is canceled.
+
+With ``linger=False`` on a context that ``accepts_feeds`` (the local pools), the
+calls go to one open job instead (:mod:`rxspark.feed`): each dispatch adds its
+calls to that job as new chunks, which run at once; the job closes when no call
+is in flight, and the next call opens another.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 
 from .. import rng as _rng
 from ..contexts.base import ComputeContext
+from ..feed import open_plan
 from ..jobs import RxJob
 from ..worker import ChunkResult
 from .calls import (
@@ -22,6 +28,7 @@ from .calls import (
     _MAX_LINGER,
     _Batch,
     _call,
+    _chunk_size,
     _fail,
     _Item,
     _State,
@@ -32,11 +39,15 @@ from .calls import (
 
 
 def _dispatch(state: _State, context: ComputeContext, spec: _rng.RngSpec | None) -> None:
-    """Take batches of ready calls and start one job per batch, until shut down and drained."""
+    """Take batches of ready calls and start one job per batch (or feed the open job), until shut down and drained."""
+    feeding = not state.linger and context.accepts_feeds
     while True:
         with state.lock:
             while not state.ready:
+                if feeding and state.in_flight == 0:
+                    _close_open_batch(state)  # idle: the open job ends (the next call opens another)
                 if state.shutdown and not state.queue and not state.ready:
+                    _close_open_batch(state)
                     return
                 state.idle = True
                 state.lock.wait()
@@ -57,19 +68,93 @@ def _dispatch(state: _State, context: ComputeContext, spec: _rng.RngSpec | None)
                 state.promote()
             if not items:
                 continue
-            batch = _Batch([item.future for item in items])
-            for slot, item in enumerate(items):
-                item.future._rx_batch = batch
-                item.future._rx_slot = slot
-            state.batches.add(batch)
-            state.jobs_started += 1
-            thread = threading.Thread(
-                target=_run_batch, args=(state, context, spec, batch, items), name="rxspark-executor-batch", daemon=True
-            )
-            state.threads.add(thread)
+            if feeding:
+                thread = None
+            else:
+                batch = _Batch([item.future for item in items])
+                for slot, item in enumerate(items):
+                    item.future._rx_batch = batch
+                    item.future._rx_slot = slot
+                state.batches.add(batch)
+                state.jobs_started += 1
+                thread = threading.Thread(
+                    target=_run_batch, args=(state, context, spec, batch, items), name="rxspark-executor-batch", daemon=True
+                )
+                state.threads.add(thread)
+        if feeding:
+            _feed(state, context, spec, items)
+            del items, item
+            continue
         del items, item
         thread.start()
         del thread, batch
+
+
+def _feed(state: _State, context: ComputeContext, spec: _rng.RngSpec | None, items: list[_Item]) -> None:
+    """Add ready calls to the open job as new chunks (opening a job if there is none)."""
+    size = _chunk_size(context, len(items), state.calls_per_chunk)
+    start = 0
+    while start < len(items):
+        piece = items[start : start + size]
+        with state.lock:
+            batch = state.open_batch
+            job = batch.job if batch is not None and not batch.closed else None
+        if job is None or batch is None:
+            job, batch = _open_batch(state, context, spec)
+        feed = job.plan.feed
+        assert feed is not None
+        try:
+            chunk = feed.prepare(
+                [(item.fn, item.args, item.kwargs) for item in piece], [item.index for item in piece] if spec is not None else None
+            )
+        except BaseException as exc:  # noqa: BLE001 - e.g. an argument that cannot be pickled: fail these calls
+            for item in piece:
+                item.future._rx_set(exception=exc)
+            state.release(len(piece))
+            start += size
+            continue
+        with state.lock:
+            joined = not batch.closed  # else canceled or ended meanwhile: these calls go to a new job
+            if joined:
+                for slot, item in enumerate(piece, len(batch.futures)):
+                    item.future._rx_batch = batch
+                    item.future._rx_slot = slot
+                    batch.futures.append(item.future)
+                batch.live += len(piece)
+        if joined:
+            # The dispatcher is the only thread that adds: task i of the job is slot i of the batch. If
+            # the job ended just now, the feed refuses the chunk and the job's thread resolves its calls.
+            feed.add(chunk)
+            start += size
+    del items[:]
+
+
+def _open_batch(state: _State, context: ComputeContext, spec: _rng.RngSpec | None) -> tuple[RxJob, _Batch]:
+    """Start an open job, its batch and its thread (the executor's one open job from now on)."""
+    job = RxJob(open_plan(context.packages_to_load, spec), context, continue_on_failure=True, console_output=False, auto_cleanup=True)
+    batch = _Batch([], open=True)
+    batch.job = job
+    job.chunk_listener = _Listener(state, batch, job, context.console_output)
+    with state.lock:
+        _close_open_batch(state)
+        state.open_batch = batch
+        state.batches.add(batch)
+        state.jobs_started += 1
+        thread = threading.Thread(
+            target=_run_batch, args=(state, context, spec, batch, []), name="rxspark-executor-open", daemon=True
+        )
+        state.threads.add(thread)
+    thread.start()
+    return job, batch
+
+
+def _close_open_batch(state: _State) -> None:
+    """(lock held) The open job takes no more calls: it ends once those it has came back."""
+    batch, state.open_batch = state.open_batch, None
+    if batch is not None:
+        batch.closed = True
+        if batch.job is not None and batch.job.plan.feed is not None:
+            batch.job.plan.feed.close()
 
 
 def _linger(state: _State) -> None:
@@ -89,23 +174,33 @@ def _run_batch(state: _State, context: ComputeContext, spec: _rng.RngSpec | None
     job: RxJob | None = None
     failure: BaseException | None = None
     try:
-        try:
-            job = _make_job(state, context, spec, items)
-        except BaseException as exc:  # noqa: BLE001 - e.g. an argument that cannot be pickled: fail its calls
-            failure = exc
+        if batch.open:
+            job = batch.job
+        else:
+            try:
+                job = _make_job(state, context, spec, items)
+            except BaseException as exc:  # noqa: BLE001 - e.g. an argument that cannot be pickled: fail its calls
+                failure = exc
         del items[:]
-        if job is not None:
+        if job is not None and not batch.open:
             with state.lock:
                 batch.job = job
                 stop = batch.live == 0  # every call was cancelled meanwhile
             if stop:
                 job.cancel()
             job.chunk_listener = _Listener(state, batch, job, context.console_output)
+        if job is not None:
             job.run()  # the outcome is the calls' futures; the job's own result is all None
             if job.done() and not job.cancelled():
                 failure = job.exception()  # an infrastructure failure the context could not retry
     finally:
         with state.lock:
+            if batch.open:
+                batch.closed = True  # no call joins it any more (the dispatcher checks, under the lock)
+                if state.open_batch is batch:
+                    _close_open_batch(state)
+                elif job is not None and job.plan.feed is not None:
+                    job.plan.feed.close()
             pending = [(slot, f) for slot, f in enumerate(batch.futures) if f is not None]
             batch.futures = []
             state.batches.discard(batch)

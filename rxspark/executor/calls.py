@@ -165,12 +165,19 @@ class _Item:
 
 
 class _Batch:
-    """The calls of one job: slot i of the batch is task i of the job."""
+    """The calls of one job: slot i of the batch is task i of the job.
 
-    def __init__(self, futures: list[_CallFuture | None]) -> None:
+    An open batch (``linger=False`` on a context that ``accepts_feeds``) is the job the
+    executor keeps feeding: its calls grow as they are submitted, until it is ``closed``
+    (idle, shut down, every call cancelled, or its job ended); the next call opens another.
+    """
+
+    def __init__(self, futures: list[_CallFuture | None], open: bool = False) -> None:  # noqa: A002
         self.futures = futures
         self.live = len(futures)  # not yet resolved nor cancelled
         self.job: RxJob | None = None
+        self.open = open
+        self.closed = False
 
 
 class _State:
@@ -196,6 +203,7 @@ class _State:
         self.maps: set[Any] = set()  # the maps running (executor.mapping._MapRun)
         self.jobs_started = 0
         self.next_index = 0  # the submission index of the next call (its RNG stream)
+        self.open_batch: _Batch | None = None  # the open job being fed, if any
 
     def stop(self) -> None:
         with self.lock:
@@ -230,6 +238,7 @@ class _State:
             batch.live -= 1
             if batch.live == 0:
                 job = batch.job
+                batch.closed = True  # an open batch takes no more calls: its job is canceled
         if job is not None:
             job.cancel()  # nobody waits for any call of this batch any more: stop its work
 
