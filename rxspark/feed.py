@@ -26,7 +26,7 @@ from ._sources import build_table
 from .errors import RxArgumentError
 from .plan import Chunk, ChunkCalls, Payload, TaskPlan, _check_packages, _describe, _diagnose_serialization
 
-__all__ = ["ChunkFeed", "open_plan", "call_item"]
+__all__ = ["ChunkFeed", "open_plan", "prepare", "call_item"]
 
 # An open plan's per-call columns: function, positional arguments, keyword arguments.
 _COLUMNS = 3
@@ -40,7 +40,7 @@ def call_item(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[
 class ChunkFeed:
     """The chunks of an open plan, added while its job runs.
 
-    The executor adds (:meth:`prepare`, then :meth:`add`); the context's run loop
+    The executor adds (:func:`prepare`, then :meth:`add`); the context's run loop
     :meth:`watch`\\ es, runs ``plan.chunks`` as they grow and ends once the feed
     is :attr:`closed` and nothing is in flight. Adding to a closed feed does nothing.
     """
@@ -55,38 +55,6 @@ class ChunkFeed:
     def closed(self) -> bool:
         """True once :meth:`close` was called: no chunk will be added any more."""
         return self._closed
-
-    def prepare(self, calls: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]], streams: Sequence[int] | None) -> Chunk:
-        """A chunk of ``calls`` (function, args, kwargs), serialized, not yet part of the plan.
-
-        Args:
-            calls: The chunk's calls, in order.
-            streams: The RNG stream of each call (the plan has a seed), else None.
-
-        Raises:
-            RxArgumentError: A call cannot be serialized (the message names what), or a
-                stream the generator kind has no room for.
-        """
-        plan = self._plan
-        spec = plan.payload.rng
-        if spec is not None:
-            if streams is None or len(streams) != len(calls):
-                raise ValueError("an open plan with a seed needs one stream per call")
-            _rng.check_stream_count(spec, max(streams) + 1)
-        functions = list({id(f): f for f, _, _ in calls}.values())
-        chunk_calls = ChunkCalls(
-            columns=[[f for f, _, _ in calls], [a for _, a, _ in calls], [k for _, _, k in calls]],
-            entries=None,
-            sources=build_table(functions),
-        )
-        try:
-            blob = cloudpickle.dumps(chunk_calls)
-        except Exception:  # noqa: BLE001 - find the culprit and say so
-            raise RxArgumentError(_diagnose_serialization(plan.payload, [chunk_calls])) from None
-        return Chunk(
-            index=-1, start=-1, stop=-1, calls_blob=blob, calls=chunk_calls,
-            streams=tuple(streams) if spec is not None and streams is not None else None,
-        )
 
     def add(self, chunk: Chunk) -> bool:
         """Make a prepared chunk the plan's next one (its tasks follow the plan's last); False if closed."""
@@ -117,6 +85,57 @@ class ChunkFeed:
             self._wake = wake
 
 
+def prepare(
+    spec: _rng.RngSpec | None,
+    calls: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]],
+    streams: Sequence[int] | None,
+) -> Chunk:
+    """A chunk of ``calls`` (function, args, kwargs) for an open plan with ``spec``, serialized, not yet added.
+
+    Args:
+        spec: The open plan's RNG spec, or None.
+        calls: The chunk's calls, in order.
+        streams: The RNG stream of each call (with a spec), else None.
+
+    Raises:
+        RxArgumentError: A call cannot be serialized (the message names what), or a
+            stream the generator kind has no room for.
+    """
+    if spec is not None:
+        if streams is None or len(streams) != len(calls):
+            raise ValueError("an open plan with a seed needs one stream per call")
+        _rng.check_stream_count(spec, max(streams) + 1)
+    functions = list({id(f): f for f, _, _ in calls}.values())
+    chunk_calls = ChunkCalls(
+        columns=[[f for f, _, _ in calls], [a for _, a, _ in calls], [k for _, _, k in calls]],
+        entries=None,
+        sources=build_table(functions),
+    )
+    try:
+        blob = cloudpickle.dumps(chunk_calls)
+    except Exception:  # noqa: BLE001 - find the culprit and say so
+        raise RxArgumentError(_diagnose_serialization(_payload((), spec), [chunk_calls])) from None
+    return Chunk(
+        index=-1, start=-1, stop=-1, calls_blob=blob, calls=chunk_calls,
+        streams=tuple(streams) if spec is not None and streams is not None else None,
+    )
+
+
+def _payload(packages: tuple[str, ...], spec: _rng.RngSpec | None) -> Payload:
+    return Payload(
+        function=call_item,
+        args=(None,) * _COLUMNS,
+        kwargs={},
+        pos_slots=tuple((i, i) for i in range(_COLUMNS)),
+        kw_slots=(),
+        exec_objects={},
+        packages=packages,
+        rng=spec,
+        function_name=_describe(call_item),
+        sources=None,
+    )
+
+
 def open_plan(context_packages: Sequence[str], spec: _rng.RngSpec | None) -> TaskPlan:
     """An empty open plan: chunks come through its ``feed``.
 
@@ -126,18 +145,7 @@ def open_plan(context_packages: Sequence[str], spec: _rng.RngSpec | None) -> Tas
     """
     if spec is not None and spec.scope != "task":
         raise RxArgumentError("an open plan's streams are per call: rng_scope='task'")
-    payload = Payload(
-        function=call_item,
-        args=(None,) * _COLUMNS,
-        kwargs={},
-        pos_slots=tuple((i, i) for i in range(_COLUMNS)),
-        kw_slots=(),
-        exec_objects={},
-        packages=tuple(dict.fromkeys(_check_packages("compute context packages_to_load", context_packages))),
-        rng=spec,
-        function_name=_describe(call_item),
-        sources=None,
-    )
+    payload = _payload(tuple(dict.fromkeys(_check_packages("compute context packages_to_load", context_packages))), spec)
     plan = TaskPlan(
         n_tasks=0,
         chunk_size=1,

@@ -19,7 +19,7 @@ from typing import Any
 
 from .. import rng as _rng
 from ..contexts.base import ComputeContext
-from ..feed import open_plan
+from ..feed import open_plan, prepare
 from ..jobs import RxJob
 from ..worker import ChunkResult
 from .calls import (
@@ -91,61 +91,58 @@ def _dispatch(state: _State, context: ComputeContext, spec: _rng.RngSpec | None)
 
 
 def _feed(state: _State, context: ComputeContext, spec: _rng.RngSpec | None, items: list[_Item]) -> None:
-    """Add ready calls to the open job as new chunks (opening a job if there is none)."""
+    """Add calls that have their slots to the open job as new chunks (opening a job if there is none).
+
+    Called by the dispatcher, or by ``submit`` itself when nothing is waiting before its calls.
+    """
     size = _chunk_size(context, len(items), state.calls_per_chunk)
-    start = 0
-    while start < len(items):
+    for start in range(0, len(items), size):
         piece = items[start : start + size]
-        with state.lock:
-            batch = state.open_batch
-            job = batch.job if batch is not None and not batch.closed else None
-        if job is None or batch is None:
-            job, batch = _open_batch(state, context, spec)
-        feed = job.plan.feed
-        assert feed is not None
         try:
-            chunk = feed.prepare(
-                [(item.fn, item.args, item.kwargs) for item in piece], [item.index for item in piece] if spec is not None else None
-            )
+            chunk = prepare(spec, [(item.fn, item.args, item.kwargs) for item in piece], [item.index for item in piece] if spec is not None else None)
         except BaseException as exc:  # noqa: BLE001 - e.g. an argument that cannot be pickled: fail these calls
             for item in piece:
                 item.future._rx_set(exception=exc)
             state.release(len(piece))
-            start += size
             continue
-        with state.lock:
-            joined = not batch.closed  # else canceled or ended meanwhile: these calls go to a new job
-            if joined:
-                for slot, item in enumerate(piece, len(batch.futures)):
-                    item.future._rx_batch = batch
-                    item.future._rx_slot = slot
-                    batch.futures.append(item.future)
-                batch.live += len(piece)
-        if joined:
-            # The dispatcher is the only thread that adds: task i of the job is slot i of the batch. If
-            # the job ended just now, the feed refuses the chunk and the job's thread resolves its calls.
-            feed.add(chunk)
-            start += size
+        with state.lock:  # the slots and the chunk together: task i of the job is slot i of its batch
+            batch, thread = _joinable_batch(state, context, spec)
+            dropped = 0
+            for slot, item in enumerate(piece, len(batch.futures)):
+                future = item.future
+                if future.cancelled():  # meanwhile: its task runs, unseen (its cancel() saw no batch)
+                    batch.futures.append(None)
+                    dropped += 1
+                    continue
+                future._rx_batch = batch
+                future._rx_slot = slot
+                batch.futures.append(future)
+            batch.live += len(piece) - dropped
+            if dropped:
+                state.in_flight -= dropped
+                state.promote()
+            assert batch.job is not None and batch.job.plan.feed is not None
+            batch.job.plan.feed.add(chunk)  # open while the batch is (both close under this lock)
+        if thread is not None:
+            thread.start()
     del items[:]
 
 
-def _open_batch(state: _State, context: ComputeContext, spec: _rng.RngSpec | None) -> tuple[RxJob, _Batch]:
-    """Start an open job, its batch and its thread (the executor's one open job from now on)."""
+def _joinable_batch(state: _State, context: ComputeContext, spec: _rng.RngSpec | None) -> tuple[_Batch, threading.Thread | None]:
+    """(lock held) The open batch, or a new one with its job, and the job's thread to start."""
+    batch = state.open_batch
+    if batch is not None and not batch.closed:
+        return batch, None
     job = RxJob(open_plan(context.packages_to_load, spec), context, continue_on_failure=True, console_output=False, auto_cleanup=True)
     batch = _Batch([], open=True)
     batch.job = job
     job.chunk_listener = _Listener(state, batch, job, context.console_output)
-    with state.lock:
-        _close_open_batch(state)
-        state.open_batch = batch
-        state.batches.add(batch)
-        state.jobs_started += 1
-        thread = threading.Thread(
-            target=_run_batch, args=(state, context, spec, batch, []), name="rxspark-executor-open", daemon=True
-        )
-        state.threads.add(thread)
-    thread.start()
-    return job, batch
+    state.open_batch = batch
+    state.batches.add(batch)
+    state.jobs_started += 1
+    thread = threading.Thread(target=_run_batch, args=(state, context, spec, batch, []), name="rxspark-executor-open", daemon=True)
+    state.threads.add(thread)
+    return batch, thread
 
 
 def _close_open_batch(state: _State) -> None:
