@@ -91,9 +91,11 @@ def _dispatch(state: _State, context: ComputeContext, spec: _rng.RngSpec | None)
 
 
 def _feed(state: _State, context: ComputeContext, spec: _rng.RngSpec | None, items: list[_Item]) -> None:
-    """Add calls that have their slots to the open job as new chunks (opening a job if there is none).
+    """(The dispatcher) Add calls that have their slots to the open job as new chunks, opening one if need be.
 
-    Called by the dispatcher, or by ``submit`` itself when nothing is waiting before its calls.
+    The calls of a chunk that cannot be serialized fail with an error naming what; the
+    other chunks run. Feeding from ``submit`` itself, which would spare the dispatcher's
+    hand-off, measured no quicker: the submitting thread is often the run loop's own.
     """
     size = _chunk_size(context, len(items), state.calls_per_chunk)
     for start in range(0, len(items), size):
