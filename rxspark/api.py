@@ -28,11 +28,9 @@ _slot.set_default(RxLocalSeq())
 
 
 def _context_from(value: Any, argument: str) -> ComputeContext:
-    if isinstance(value, ComputeContext):
-        return value
-    if isinstance(value, str):
-        return registry.create(value, argument)  # each backend registered its names (contexts/registry.py)
-    raise RxArgumentTypeError(f"{argument} must be a compute context or its name, got {type(value).__name__}")
+    context = registry.resolve(value, argument)  # each backend registered its names (contexts/registry.py)
+    assert context is not None
+    return context
 
 
 def rx_set_compute_context(compute_context: ComputeContext | str) -> ComputeContext:

@@ -154,14 +154,7 @@ class RxSparkBackend(AutoBatchingMixin, ParallelBackendBase):
                 f"the rxspark joblib backend got unknown parameter(s) {sorted(unknown)}; "
                 "it takes compute_context, rng_seed and rng_kind"
             )
-        if compute_context is None or isinstance(compute_context, ComputeContext):
-            context = compute_context
-        elif isinstance(compute_context, str):
-            context = registry.create(compute_context, "compute_context")
-        else:
-            raise RxArgumentTypeError(
-                f"compute_context must be None, a compute context or its name, got {type(compute_context).__name__}"
-            )
+        context = registry.resolve(compute_context, "compute_context", none=True)
         super().__init__(nesting_level=nesting_level, inner_max_num_threads=inner_max_num_threads)
         self.compute_context: ComputeContext | None = context
         self._spec = resolve(rng_seed, rng_kind, "task")

@@ -5,7 +5,8 @@ A backend module calls :func:`register` when it is imported::
     register("local", "RxLocalSeq", factory=RxLocalSeq)
     register("dopar", "RxForeachDoPar", needs="needs an executor; pass RxForeachDoPar(executor) ...")
 
-:func:`create` makes the context a name stands for (``rx_set_compute_context("spark")``).
+:func:`create` makes the context a name stands for (``rx_set_compute_context("spark")``);
+:func:`resolve` reads any ``compute_context`` argument (an object or a name).
 A name nobody registered yet makes the registry import the modules of this
 package it has not imported (found with ``pkgutil``), so a backend whose
 module ``import rxspark`` does not load (``RxSpark``, kept apart from
@@ -22,7 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import RxArgumentError
+from ..errors import RxArgumentError, RxArgumentTypeError
+from .base import ComputeContext
 
 
 @dataclass(frozen=True)
@@ -130,3 +132,23 @@ def create(name: str, argument: str) -> Any:
     if backend.factory is None:
         raise RxArgumentError(f"{argument}: '{backend.names[0]}' {backend.needs}")
     return backend.factory()
+
+
+def resolve(value: Any, argument: str, *, none: bool = False) -> ComputeContext | None:
+    """A ``compute_context`` argument as a context: the object itself, or the one its name makes.
+
+    Args:
+        value: A context object or a registered name (or None, when ``none`` allows it).
+        argument: The argument ``value`` came from, named in errors.
+        none: Whether None is accepted (returned as is: the caller's default applies).
+
+    Raises:
+        RxArgumentError: An unknown name, or one whose context needs more than a name.
+        RxArgumentTypeError: Any other type.
+    """
+    if isinstance(value, ComputeContext) or (none and value is None):
+        return value
+    if isinstance(value, str):
+        return create(value, argument)
+    accepted = "None, a compute context or its name" if none else "a compute context or its name"
+    raise RxArgumentTypeError(f"{argument} must be {accepted}, got {type(value).__name__}")

@@ -91,17 +91,8 @@ class RxExecutor(Executor):
         if not isinstance(linger, bool):
             raise RxArgumentTypeError(f"linger must be True or False, got {linger!r}")
         _check_positive_or_none("max_workers", max_workers)
-        if compute_context is None:
-            context = _active.current()
-        elif isinstance(compute_context, ComputeContext):
-            context = compute_context
-        elif isinstance(compute_context, str):
-            context = registry.create(compute_context, "compute_context")
-        else:
-            raise RxArgumentTypeError(
-                f"compute_context must be a compute context or its name, got {type(compute_context).__name__}"
-            )
-        self.compute_context: ComputeContext = context
+        context = registry.resolve(compute_context, "compute_context", none=True)
+        self.compute_context: ComputeContext = context if context is not None else _active.current()
         self._spec = _rng.resolve(rng_seed, rng_kind, "task")
         self.max_workers = max_workers
         self._state = _State(max_workers, calls_per_chunk, linger)
