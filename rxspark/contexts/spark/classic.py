@@ -27,9 +27,9 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ...errors import RxJobError, RxWorkerLostError
+from ...errors import RxJobError
 from ...worker import InlinePayload, load_payload, run_chunk
-from .engine import SparkEngine, chunk_result
+from .engine import SparkEngine, chunk_result, lost_chunk
 
 if TYPE_CHECKING:
     from ..base import JobSink
@@ -301,19 +301,9 @@ def _spark_failure(exc: BaseException, job: JobSink) -> BaseException:
             "RxSpark(extra_spark_config={'spark.driver.maxResultSize': '4g'}), or return smaller results "
             f"(Spark said: {_first_line(text)})"
         )
-    match = re.search(r"Task (\d+) in stage [\d.]+ failed (\d+) times", text)
-    if match:
-        chunk = int(match.group(1))
-        tasks = ""
-        if chunk < len(job.plan.chunks):
-            c = job.plan.chunks[chunk]
-            tasks = f" (tasks {c.start}..{c.stop - 1})"
-        worker_died = "Python worker exited unexpectedly" in text or "crashed" in text or "EOFException" in text
-        cause = "the Python worker process died" if worker_died else "the Spark task failed"
-        return RxWorkerLostError(
-            f"chunk {chunk}{tasks} of job {job.job_id}: {cause} on each of {match.group(2)} attempts "
-            f"(spark.task.maxFailures). Spark said: {_first_line(text)}"
-        )
+    lost = lost_chunk(text, job, _first_line(text))
+    if lost is not None:
+        return lost
     return RxJobError(f"job {job.job_id}: the Spark job failed: {_first_line(text)}")
 
 

@@ -36,9 +36,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ...errors import RxJobCanceledError, RxJobError, RxWorkerLostError
+from ...errors import RxJobCanceledError, RxJobError
 from ...worker import InlinePayload, load_payload, run_chunk
-from .engine import SparkEngine, chunk_result
+from .engine import SparkEngine, chunk_result, lost_chunk
 
 if TYPE_CHECKING:
     from ..base import JobSink
@@ -377,15 +377,7 @@ class _ProgressHandler:
 def _connect_failure(exc: BaseException, job: JobSink) -> BaseException:
     text = str(exc)
     first = next((line.strip() for line in text.splitlines() if line.strip()), text)[:400]
-    match = re.search(r"Task (\d+) in stage [\d.]+ failed (\d+) times", text)
-    if match:
-        chunk = int(match.group(1))
-        tasks = ""
-        if chunk < len(job.plan.chunks):
-            c = job.plan.chunks[chunk]
-            tasks = f" (tasks {c.start}..{c.stop - 1})"
-        return RxWorkerLostError(
-            f"chunk {chunk}{tasks} of job {job.job_id}: the Spark task failed on each of {match.group(2)} attempts "
-            f"(spark.task.maxFailures). Spark said: {first}"
-        )
+    lost = lost_chunk(text, job, first)
+    if lost is not None:
+        return lost
     return RxJobError(f"job {job.job_id}: the Spark Connect query failed: {type(exc).__name__}: {first}")

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import abc
 import pickle
+import re
 from typing import TYPE_CHECKING, Any
+
+from ...errors import RxWorkerLostError
 
 if TYPE_CHECKING:
     from ...worker import ChunkResult
@@ -83,3 +86,30 @@ def chunk_result(blob: bytes) -> ChunkResult:
     result = pickle.loads(blob)
     result.load_values()
     return result
+
+
+_TASK_FAILED = re.compile(r"Task (\d+) in stage [\d.]+ failed (\d+) times")
+
+
+def lost_chunk(text: str, job: JobSink, said: str) -> RxWorkerLostError | None:
+    """The error for a Spark job that failed because one task (a chunk) failed every attempt, else None.
+
+    Args:
+        text: Spark's message (classic: Py4J's; Connect: the server's).
+        job: The job whose chunk it was.
+        said: What Spark said, in one line, quoted at the end.
+    """
+    match = _TASK_FAILED.search(text)
+    if match is None:
+        return None
+    chunk = int(match.group(1))
+    tasks = ""
+    if chunk < len(job.plan.chunks):
+        c = job.plan.chunks[chunk]
+        tasks = f" (tasks {c.start}..{c.stop - 1})"
+    worker_died = "Python worker exited unexpectedly" in text or "crashed" in text or "EOFException" in text
+    cause = "the Python worker process died" if worker_died else "the Spark task failed"
+    return RxWorkerLostError(
+        f"chunk {chunk}{tasks} of job {job.job_id}: {cause} on each of {match.group(2)} attempts "
+        f"(spark.task.maxFailures). Spark said: {said}"
+    )
