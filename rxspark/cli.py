@@ -279,7 +279,7 @@ def _check_share_dir() -> Check:
 
     root = os.path.expanduser(get_option("share_dir"))
     try:
-        exists = store_for(root)._check_root(create=False)
+        exists = store_for(root).check()
     except RxJobError as exc:
         return Check("Job store", False, str(exc), f"use a private directory: chmod 700 {root}, or rx_options(share_dir=...)")
     return Check("Job store", True, f"{root}" + ("" if exists else " (created on first use)"))

@@ -234,6 +234,14 @@ class JobStore:
     def path(self, job_id: str, name: str) -> str:
         return os.path.join(self.root, job_id, name)
 
+    def check(self) -> bool:
+        """Whether the store's root exists, after checking it is this user's own and private (``rxspark doctor``).
+
+        Raises:
+            RxJobError: The root belongs to someone else, or others can write to it.
+        """
+        return self._check_root(create=False)
+
     def _check_root(self, create: bool) -> bool:
         """Make sure the root is ours and private enough; True if it exists."""
         if self._checked:
