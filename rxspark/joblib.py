@@ -27,16 +27,18 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from joblib._multiprocessing_helpers import mp
-from joblib._parallel_backends import AutoBatchingMixin, FallbackToBackend, ParallelBackendBase, SequentialBackend
 from joblib.parallel import BACKENDS, register_parallel_backend
 
 from . import _active
+from ._compat import joblib_backend_bases, joblib_multiprocessing
 from .contexts import registry
 from .contexts.base import ComputeContext
 from .errors import RxArgumentTypeError
 from .executor import RxExecutor
 from .rng import RngSpec, Streams, resolve
+
+AutoBatchingMixin, FallbackToBackend, ParallelBackendBase, SequentialBackend = joblib_backend_bases()
+mp = joblib_multiprocessing()
 
 __all__ = ["RxSparkBackend", "register", "BACKEND_NAME"]
 

@@ -1,15 +1,39 @@
-"""The backend interface: what a compute context implements, and the view of a job it gets.
+"""The backend interface: what a compute context implements, the view of a job it gets, and the steps backends share.
 
 A backend is a :class:`ComputeContext` subclass that implements
-:meth:`~ComputeContext.run_chunks` (run every chunk of a job through
-:func:`rxspark.worker.run_chunk` and hand each result to ``job.deliver``) and,
-where they differ from the defaults, :meth:`~ComputeContext.parallelism`,
-:meth:`~ComputeContext.nodes`, :meth:`~ComputeContext.cancel` and
-:meth:`~ComputeContext.close`. It sees a job only through :class:`JobSink`.
-Its module registers the backend's names (:func:`rxspark.contexts.registry.register`),
-so ``rx_set_compute_context("name")`` finds it. Everything else (validation,
-ordering, failure policy, RNG, output capture, job records) lives once,
-outside the backends.
+:meth:`~ComputeContext.run_chunks` and, where they differ from the defaults,
+:meth:`~ComputeContext.parallelism`, :meth:`~ComputeContext.nodes`,
+:meth:`~ComputeContext.cancel` and :meth:`~ComputeContext.close`. It sees a job
+only through :class:`JobSink`. Its module registers the backend's names
+(:func:`rxspark.contexts.registry.register`), so ``rx_set_compute_context("name")``
+finds it. Everything else (validation, ordering, failure policy, RNG, output
+capture, job records) lives once, outside the backends.
+
+The run-loop contract (what ``run_chunks`` does, in this order):
+
+1. Ship the payload (``job.plan.payload_blob``) once per job: inline with the
+   chunks when it is at most :data:`INLINE_PAYLOAD_BYTES`, else by reference
+   (a broadcast, an artifact, a file), loaded once per worker process.
+2. Launch the chunks, each through :func:`rxspark.worker.run_chunk`, unless
+   ``job.should_stop()`` already. ``once_per_elem`` plans run one chunk per node:
+   :func:`node_chunk` says which worker runs which chunk.
+3. For each finished chunk, in the job's thread: make its values loadable,
+   then ``job.deliver(result)``; :func:`deliver` does both. A chunk may arrive
+   twice (a retried or speculative attempt): ``job.deliver`` drops the copy.
+4. Return once every chunk is delivered (``once_per_elem``: raise
+   :func:`check_nodes_ran`'s error if a node's chunk never ran), or as soon as
+   ``job.should_stop()``. Never cancel on its own: the job decides.
+5. Raise on an infrastructure failure that could not be retried (a lost
+   worker, a query the cluster refused); user exceptions are already data in
+   the ``ChunkResult``. The job then fails with that error.
+
+``cancel(job)`` is called by the job, exactly once, from any thread, when the
+job must stop: on ``job.cancel()`` (a user, Ctrl-C in the job's thread,
+another process), when the first task failure stops a
+``continue_on_failure=False`` job, and when ``run_chunks`` raised. It may come
+before the chunks were launched, while they run, or after ``run_chunks``
+returned; it stops whatever of the job still runs or is about to start, and
+never raises.
 """
 
 from __future__ import annotations
@@ -17,15 +41,23 @@ from __future__ import annotations
 import html as _html
 import os
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import _active
-from ..errors import RxArgumentError, RxArgumentTypeError
+from ..errors import RxArgumentError, RxArgumentTypeError, RxJobError
 from ..options import get_option
 from ..worker import ChunkResult, default_node
 
 if TYPE_CHECKING:
     from ..plan import TaskPlan
+
+# Step 1 of the run-loop contract, on every transport: a payload up to this size travels inline, a copy
+# with each chunk (in a Spark task's closure, a Connect query, a call submitted to a pool); a larger
+# one goes once per job by reference (a broadcast, an artifact, a file). A reference has a fixed
+# price (JVM round trips to make and drop a broadcast, an upload, a file written and read) that a
+# small payload's copies do not reach; a large payload's copies would exceed it, one per chunk.
+INLINE_PAYLOAD_BYTES = 256 * 1024
 
 
 class JobSink(Protocol):
@@ -115,13 +147,34 @@ class ComputeContext:
         return [default_node()]
 
     def run_chunks(self, job: JobSink) -> None:
-        """Run every chunk of ``job.plan`` and call ``job.deliver`` for each as it finishes.
+        """Run every chunk of ``job.plan`` and deliver each to the job as it finishes.
 
-        Called once per job, in the job's driver thread. Return once all are
-        delivered (for an open plan: and its feed is closed; see ``accepts_feeds``)
-        or ``job.should_stop()``; raise on an infrastructure failure
-        that could not be retried (user exceptions are already data in the
-        ``ChunkResult``).
+        Called once per job, in the job's thread. In order:
+
+        1. Ship the payload once: inline when ``len(job.plan.payload_blob)`` is at
+           most :data:`INLINE_PAYLOAD_BYTES`, else by reference (loaded once per
+           worker process).
+        2. Launch the chunks through :func:`rxspark.worker.run_chunk` (nothing if
+           ``job.should_stop()`` already); for ``once_per_elem``, one chunk per
+           node, chosen by :func:`node_chunk`. In-process chunks get
+           ``job.stop_event``.
+        3. For each finished chunk: :func:`deliver` (its values made loadable on
+           the driver, then ``job.deliver``). Duplicates are dropped by the job.
+        4. Return once every chunk is delivered (an open plan: and its feed is
+           closed; see ``accepts_feeds``), after :func:`check_nodes_ran` for
+           ``once_per_elem``; or as soon as ``job.should_stop()``, without
+           canceling anything: the job calls :meth:`cancel` itself.
+        5. Raise on an infrastructure failure that could not be retried (user
+           exceptions are already data in the ``ChunkResult``); the job fails
+           with it and calls :meth:`cancel`.
+
+        Args:
+            job: The job to run.
+
+        Raises:
+            RxJobError: The chunks could not be run (a lost worker, a refused query ...).
+            RxPayloadError: The job's function and shared arguments cannot be loaded
+                where a chunk ran (from :func:`deliver`).
         """
         raise NotImplementedError
 
@@ -132,7 +185,14 @@ class ComputeContext:
         """
 
     def cancel(self, job: JobSink) -> None:
-        """Stop the running work of ``job`` (called from any thread, once, after ``job.should_stop()``)."""
+        """Stop whatever of ``job`` still runs or is about to start. Must not raise.
+
+        The job calls it exactly once, from any thread, after ``job.should_stop()``
+        became true: on ``job.cancel()`` (Ctrl-C included), when the first task
+        failure stops a ``continue_on_failure=False`` job, and when :meth:`run_chunks`
+        raised. It may come before the chunks were launched, while they run, or
+        after :meth:`run_chunks` returned. Run loops never call it.
+        """
 
     def close(self) -> None:
         """Release what this context started. Idempotent."""
@@ -184,3 +244,59 @@ def check_positive_int(owner: str, name: str, value: Any, allow_none: bool = Tru
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise RxArgumentError(f"{owner}: {name} must be a positive int{' or None' if allow_none else ''}, got {value!r}")
 
+
+# ---------------------------------------------------------------- steps every backend shares
+
+
+def deliver(job: JobSink, result: ChunkResult) -> None:
+    """Step 3 of the run-loop contract: make ``result``'s values loadable on the driver, then hand it to ``job``.
+
+    Values the driver cannot load (a class only the workers have) fail the
+    chunk's tasks as RxTaskErrors, not the job.
+
+    Args:
+        job: The job the chunk belongs to.
+        result: The finished chunk, as the worker sent it.
+
+    Raises:
+        RxPayloadError: The job's function and shared arguments could not be loaded
+            where the chunk ran; no task can run there, so the job fails (the
+            run loop lets it propagate).
+    """
+    result.load_values()
+    job.deliver(result)
+
+
+def node_chunk(addresses: Sequence[str], worker: int, nodes: Sequence[str]) -> int | None:
+    """Which chunk of a ``once_per_elem`` plan worker ``worker`` runs, or None.
+
+    A ``once_per_elem`` plan has one chunk per node, chunk ``k`` for ``nodes[k]``
+    (the plan's nodes). The backend starts workers on every node at once (on
+    Spark: the tasks of one barrier stage, at least one per executor); the
+    first worker of each node runs that node's chunk, the others nothing. A
+    node the plan does not name (it joined after the plan was made) runs
+    nothing, and a node of the plan that no worker is on leaves its chunk
+    undelivered (:func:`check_nodes_ran`).
+
+    Args:
+        addresses: The node of each worker, in worker order.
+        worker: This worker's position in ``addresses``.
+        nodes: The plan's nodes (``job.plan.nodes``).
+    """
+    mine = addresses[worker]
+    if addresses.index(mine) != worker or mine not in nodes:
+        return None
+    return nodes.index(mine)
+
+
+def check_nodes_ran(job: JobSink) -> None:
+    """Step 4 for ``once_per_elem`` plans: every node's chunk ran, or the nodes changed while the job ran.
+
+    Call it once the chunks are all back (not after a stop).
+
+    Raises:
+        RxJobError: A chunk was not delivered: its node was gone, or no worker ran there.
+    """
+    plan = job.plan
+    if plan.once_per_elem and job.delivered() < len(plan.chunks):
+        raise RxJobError(f"once_per_elem: the executors changed during job {job.job_id} (expected {plan.nodes}); run it again")

@@ -12,7 +12,10 @@ The shape of a job on a classic session (a JVM driver in this process):
   for failed attempts), so results stream in as partitions finish;
 * every ``rx_exec`` is one Spark job in its own job group (named after the
   function, cancellable); user exceptions are data, so Spark retries only
-  infrastructure failures, and a retried partition replays the same RNG stream.
+  infrastructure failures, and a retried partition replays the same RNG stream;
+* the run loop follows the contract of ``contexts/base.py``: on
+  ``job.should_stop()`` it returns, and the job cancels the group
+  (:meth:`ClassicEngine.cancel`, which also stops a job not submitted yet).
 
 pyspark is imported only inside functions (this module is imported with ``RxSpark``).
 """
@@ -27,15 +30,14 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ... import _compat
 from ...errors import RxJobError
 from ...worker import InlinePayload, load_payload, run_chunk
-from .engine import SparkEngine, chunk_result, lost_chunk
+from ..base import INLINE_PAYLOAD_BYTES, check_nodes_ran, deliver
+from .engine import SparkEngine, barrier_addresses, chunk_result, lost_chunk, run_on_this_node
 
 if TYPE_CHECKING:
     from ..base import JobSink
-
-# Payloads up to this size go in the tasks' closure, larger ones as a broadcast (read once per worker process).
-INLINE_PAYLOAD_BYTES = 64 * 1024
 
 # ---------------------------------------------------------------- worker side
 
@@ -92,24 +94,17 @@ def _run_partition(ref: BroadcastPayload | InlinePayload, channel: Any, iterator
     return iter(())
 
 
-def _run_once_per_node(ref: BroadcastPayload | InlinePayload, channel: Any, chunks: list[Any], nodes: list[str], iterator: Any) -> Any:
-    from pyspark import BarrierTaskContext
-
-    context = BarrierTaskContext.get()
-    addresses = [info.address for info in context.getTaskInfos()]
-    mine = addresses[context.partitionId()]
-    if addresses.index(mine) == context.partitionId() and mine in nodes:
-        result = run_chunk(ref, chunks[nodes.index(mine)], serialize_results=True, node=mine)
+def _run_on_node(ref: BroadcastPayload | InlinePayload, channel: Any, chunks: list[Any], nodes: list[str], iterator: Any) -> Any:
+    """A barrier task of a once_per_elem job: its result goes through the channel (``run_on_this_node``)."""
+    result = run_on_this_node(ref, lambda: chunks, nodes)
+    if result is not None:
         channel.add(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
     return iter(())
 
 
-def _executor_addresses(iterator: Any) -> Any:
-    from pyspark import BarrierTaskContext
-
-    context = BarrierTaskContext.get()
-    if context.partitionId() == 0:
-        yield sorted({info.address for info in context.getTaskInfos()})
+def _addresses_partition(iterator: Any) -> Any:
+    addresses = barrier_addresses()
+    return iter(() if addresses is None else (addresses,))
 
 
 # ---------------------------------------------------------------- the engine
@@ -121,11 +116,6 @@ class ClassicEngine(SparkEngine):
     def __init__(self, session: Any) -> None:
         super().__init__(session)
         self._nodes: tuple[tuple[str, ...], list[str]] | None = None
-        # Job groups canceled already: each is canceled once (a second cancel of a group with no
-        # active job logs "WARN DAGScheduler: Failed to cancel job group" into the user's output).
-        # Kept for the session's life: one short id per canceled job.
-        self._canceled: set[str] = set()
-        self._cancel_lock = threading.Lock()
 
     @staticmethod
     def accepts(session: Any) -> bool:
@@ -133,43 +123,39 @@ class ClassicEngine(SparkEngine):
         return hasattr(session, "sparkContext")
 
     def alive(self) -> bool:
-        return self.session.sparkContext._jsc is not None
+        return _compat.java_spark_context(self.session.sparkContext) is not None
 
     def parallelism(self) -> int:
         return int(self.session.sparkContext.defaultParallelism)
 
     def slots(self) -> int:
-        jsc = self.session.sparkContext._jsc.sc()
-        try:
-            return int(jsc.maxNumConcurrentTasks(jsc.resourceProfileManager().defaultResourceProfile()))
-        except Exception:  # noqa: BLE001 - internal API; fall back to the public figure
-            return self.parallelism()
+        slots = _compat.max_concurrent_tasks(self.session.sparkContext)
+        return self.parallelism() if slots is None else slots
 
     def nodes(self) -> list[str]:
         """Executor addresses (host:port), found by a small barrier job and cached per executor set."""
         sc = self.session.sparkContext
-        ids = sc._jsc.sc().getExecutorIds()
-        key = tuple(sorted(ids.apply(i) for i in range(ids.size())))
-        if self._nodes is not None and self._nodes[0] == key:
+        ids = _compat.executor_ids(sc)
+        key = tuple(sorted(ids)) if ids is not None else None
+        if key is not None and self._nodes is not None and self._nodes[0] == key:
             return list(self._nodes[1])
         slots = max(1, self.slots())
         sc.setJobDescription("rxspark: find executors")
         try:
-            (addresses,) = sc.parallelize(range(slots), slots).barrier().mapPartitions(_executor_addresses).collect()
+            (addresses,) = sc.parallelize(range(slots), slots).barrier().mapPartitions(_addresses_partition).collect()
         finally:
             sc.setJobDescription(None)
-        self._nodes = (key, addresses)
+        self._nodes = (key, addresses) if key is not None else None
         return list(addresses)
 
     def run_chunks(self, job: JobSink) -> None:
         sc = self.session.sparkContext
         plan = job.plan
-        if not plan.chunks:
+        if not plan.chunks or job.should_stop():
             return
         results: queue.SimpleQueue[Any] = queue.SimpleQueue()
         accumulator = sc.accumulator([], _channel_param()(results.put))
-        # A small payload travels in the tasks' closure (which Spark ships to each task anyway): a
-        # broadcast costs JVM round trips to make and to unpersist, a tenth of an empty job's time.
+        # A small payload travels in the tasks' closure (which Spark ships to each task anyway).
         broadcast = None
         ref: BroadcastPayload | InlinePayload
         if len(plan.payload_blob) <= INLINE_PAYLOAD_BYTES:
@@ -185,7 +171,7 @@ class ClassicEngine(SparkEngine):
                 if plan.once_per_elem:
                     assert plan.nodes is not None
                     slots = max(1, self.slots())
-                    run = _bind(_run_once_per_node, ref, accumulator, plan.chunks, plan.nodes)
+                    run = _bind(_run_on_node, ref, accumulator, plan.chunks, plan.nodes)
                     sc.parallelize(range(slots), slots).barrier().mapPartitions(run).collect()
                 else:
                     rdd = sc.parallelize(plan.chunks, len(plan.chunks))
@@ -196,13 +182,13 @@ class ClassicEngine(SparkEngine):
 
         runner = threading.Thread(target=action, name=f"rxspark-spark-{job.job_id}", daemon=True)
         runner.start()
+        # On a stop (and on any error, Ctrl-C included) the loop just leaves: the job cancels the group.
         try:
             while True:
                 try:
                     item = results.get(timeout=0.2)
                 except queue.Empty:
                     if job.should_stop():
-                        self.cancel(job)
                         return
                     continue
                 if item is done:
@@ -211,9 +197,8 @@ class ClassicEngine(SparkEngine):
                     if job.should_stop():
                         return
                     raise _spark_failure(item, job) from item
-                job.deliver(chunk_result(item))
+                deliver(job, chunk_result(item))
                 if job.should_stop():
-                    self.cancel(job)
                     return
             # Results that arrived after the action returned are still in the queue.
             while True:
@@ -222,36 +207,18 @@ class ClassicEngine(SparkEngine):
                 except queue.Empty:
                     break
                 if isinstance(item, bytes):
-                    job.deliver(chunk_result(item))
-            if plan.once_per_elem and job.delivered() < len(plan.chunks):
-                raise RxJobError(
-                    f"once_per_elem: the executors changed during job {job.job_id} (expected {plan.nodes}); run it again"
-                )
-        except BaseException:
-            # Ctrl-C, or a chunk the driver cannot take (RxPayloadError): stop the partitions still running
-            self.cancel(job)
-            raise
+                    deliver(job, chunk_result(item))
+            check_nodes_ran(job)
         finally:
             accumulator.accum_param.sink = None
-            _forget_accumulator(accumulator)
+            _compat.drop_accumulator(accumulator)
             if broadcast is not None:
                 with contextlib.suppress(Exception):
                     broadcast.unpersist(blocking=False)
 
     def cancel(self, job: JobSink) -> None:
-        """Cancel the job's group, once, whoever asks (the job's thread, ``job.cancel()``, a Ctrl-C)."""
-        with self._cancel_lock:
-            if job.job_id in self._canceled:
-                return
-            self._canceled.add(job.job_id)
-        sc = self.session.sparkContext
-        try:
-            # ...AndFutureJobs: also a job of the group not submitted yet (the action's thread may not
-            # have reached Spark), and no warning when the group has no active job (it just ended).
-            sc._jsc.sc().cancelJobGroupAndFutureJobs(job.job_id)
-        except Exception:  # noqa: BLE001 - older Spark, or a stopped session
-            with contextlib.suppress(Exception):
-                sc.cancelJobGroup(job.job_id)
+        """Cancel the job's group: its running Spark job, or one the action's thread has not submitted yet."""
+        _compat.cancel_job_group(self.session.sparkContext, job.job_id)
 
     def master(self) -> str:
         return str(self.session.sparkContext.master)
@@ -263,11 +230,11 @@ class ClassicEngine(SparkEngine):
             return None
 
     def console_progress(self) -> bool:
-        try:
-            return bool(self.session.sparkContext._jsc.sc().progressBar().isDefined())
-        except Exception:  # noqa: BLE001 - internal API: fall back to the property
-            conf = self.session.sparkContext.getConf()
-            return conf.get("spark.ui.showConsoleProgress", "false").lower() == "true"
+        shown = _compat.console_progress_bar(self.session.sparkContext)
+        if shown is not None:
+            return shown
+        conf = self.session.sparkContext.getConf()
+        return conf.get("spark.ui.showConsoleProgress", "false").lower() == "true"
 
     def describe(self) -> dict[str, Any]:
         sc = self.session.sparkContext
@@ -284,12 +251,6 @@ def _bind(function: Any, *args: Any) -> Any:
     import functools
 
     return functools.partial(function, *args)
-
-
-def _forget_accumulator(accumulator: Any) -> None:
-    from pyspark import accumulators
-
-    accumulators._accumulatorRegistry.pop(accumulator.aid, None)
 
 
 def _spark_failure(exc: BaseException, job: JobSink) -> BaseException:

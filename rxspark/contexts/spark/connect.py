@@ -18,7 +18,10 @@ The shape of a job on a Connect session (no JVM, no SparkContext, no RDDs on the
 * a chunk whose serialized result is over the per-chunk limit sends a small
   error row instead of the result (a result over the server's limits crashed
   the local server and hung the client): the job fails at once with an
-  ``RxJobError`` naming the limit.
+  ``RxJobError`` naming the limit;
+* the run loop follows the contract of ``contexts/base.py``: on
+  ``job.should_stop()`` or an error it leaves, and the job interrupts the tag
+  (:meth:`ConnectEngine.cancel`).
 
 pyspark is imported only inside functions.
 """
@@ -36,9 +39,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..._compat import connect_endpoint
 from ...errors import RxJobCanceledError, RxJobError
 from ...worker import InlinePayload, load_payload, run_chunk
-from .engine import SparkEngine, chunk_result, lost_chunk
+from ..base import INLINE_PAYLOAD_BYTES, check_nodes_ran, deliver
+from .engine import SparkEngine, barrier_addresses, chunk_result, lost_chunk, run_on_this_node
 
 if TYPE_CHECKING:
     from ..base import JobSink
@@ -47,8 +52,6 @@ _RXSPARK_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(_
 RESULT_SCHEMA = "index long, result binary, error string"
 # The largest serialized ChunkResult a chunk may send back (bytes), unless spark.driver.maxResultSize is smaller.
 DEFAULT_CHUNK_RESULT_LIMIT = 256 * 1024 * 1024
-# Payload and chunks up to this size (bytes) travel inside the query (one round trip less than artifacts).
-INLINE_LIMIT = 256 * 1024
 
 
 def is_connect_session(session: Any) -> bool:
@@ -136,28 +139,20 @@ def _run_partition(ref: Any, chunks_name: Any, limit: int, batches: Any) -> Any:
     yield _send(index, run_chunk(ref, chunk, serialize_results=True), limit)
 
 
-def _run_once_per_node(ref: Any, chunks_name: Any, limit: int, nodes: list[str], batches: Any) -> Any:
-    from pyspark import BarrierTaskContext
-
+def _run_on_node(ref: Any, chunks_name: Any, limit: int, nodes: list[str], batches: Any) -> Any:
+    """A barrier task of a once_per_elem job: its result is the task's one row (``run_on_this_node``)."""
     for _ in batches:
         pass
-    context = BarrierTaskContext.get()
-    addresses = [info.address for info in context.getTaskInfos()]
-    mine = addresses[context.partitionId()]
-    if addresses.index(mine) == context.partitionId() and mine in nodes:
-        index = nodes.index(mine)
-        chunk = _job_chunks(ref.key, chunks_name)[index]
-        yield _send(index, run_chunk(ref, chunk, serialize_results=True, node=mine), limit)
+    result = run_on_this_node(ref, lambda: _job_chunks(ref.key, chunks_name), nodes)
+    if result is not None:
+        yield _send(result.index, result, limit)
 
 
-def _executor_addresses(batches: Any) -> Any:
-    from pyspark import BarrierTaskContext
-
+def _addresses_partition(batches: Any) -> Any:
     for _ in batches:
         pass
-    context = BarrierTaskContext.get()
-    if context.partitionId() == 0:
-        addresses = sorted({info.address for info in context.getTaskInfos()})
+    addresses = barrier_addresses()
+    if addresses is not None:
         yield _result_batch(0, pickle.dumps(addresses), None)
 
 
@@ -224,7 +219,7 @@ class ConnectEngine(SparkEngine):
         if self._nodes is None:
             slots = max(1, self.slots())
             self._ship_rxspark()
-            df = self.session.range(0, slots, 1, slots).mapInArrow(_executor_addresses, RESULT_SCHEMA, barrier=True)
+            df = self.session.range(0, slots, 1, slots).mapInArrow(_addresses_partition, RESULT_SCHEMA, barrier=True)
             (row,) = df.collect()
             self._nodes = pickle.loads(row["result"])
         return list(self._nodes)
@@ -260,7 +255,7 @@ class ConnectEngine(SparkEngine):
         """Where the job's payload and chunks are: inline in the query when small, else file artifacts."""
         plan = job.plan
         chunks_blob = pickle.dumps(list(plan.chunks), protocol=pickle.HIGHEST_PROTOCOL)
-        if len(plan.payload_blob) + len(chunks_blob) <= INLINE_LIMIT:
+        if len(plan.payload_blob) + len(chunks_blob) <= INLINE_PAYLOAD_BYTES:  # the chunks ride along with it
             return InlinePayload(job.job_id, plan.payload_blob), list(plan.chunks)
         payload_name = f"rxspark-{job.job_id}.payload"
         chunks_name = f"rxspark-{job.job_id}.chunks"
@@ -280,7 +275,7 @@ class ConnectEngine(SparkEngine):
 
     def run_chunks(self, job: JobSink) -> None:
         plan = job.plan
-        if not plan.chunks:
+        if not plan.chunks or job.should_stop():
             return
         import functools
 
@@ -291,7 +286,7 @@ class ConnectEngine(SparkEngine):
         if plan.once_per_elem:
             assert plan.nodes is not None
             slots = max(1, self.slots())
-            run = functools.partial(_run_once_per_node, ref, chunks_name, limit, list(plan.nodes))
+            run = functools.partial(_run_on_node, ref, chunks_name, limit, list(plan.nodes))
             df = spark.range(0, slots, 1, slots).mapInArrow(run, RESULT_SCHEMA, barrier=True)
         else:
             n = len(plan.chunks)
@@ -301,41 +296,43 @@ class ConnectEngine(SparkEngine):
         with contextlib.suppress(Exception):
             spark.registerProgressHandler(handler)
         spark.addTag(job.job_id)
+        rows = df.toLocalIterator()  # the query starts on the first next()
+        # On a stop (and on any error, Ctrl-C included) the loop just leaves: the job interrupts the tag.
         try:
-            for row in df.toLocalIterator():
+            if job.should_stop():
+                return  # stopped while the job's files were uploaded
+            for row in rows:
                 if row["error"] is not None:
                     raise RxJobError(f"job {job.job_id}: {row['error']}; return smaller results or use more chunks")
-                job.deliver(chunk_result(row["result"]))
+                deliver(job, chunk_result(row["result"]))
                 if job.should_stop():
-                    self.cancel(job)
                     return
-            if plan.once_per_elem and job.delivered() < len(plan.chunks):
-                raise RxJobError(
-                    f"once_per_elem: the executors changed during job {job.job_id} (expected {plan.nodes}); run it again"
-                )
-        except KeyboardInterrupt:
-            self.cancel(job)
-            raise
+            check_nodes_ran(job)
         except (RxJobError, RxJobCanceledError):
-            self.cancel(job)  # the query may still run (a too-large result)
-            raise
+            raise  # rxspark's own errors, as they are
         except Exception as exc:  # noqa: BLE001 - Connect raises generic exceptions
             if job.should_stop() or "OPERATION_CANCELED" in str(exc):
                 return  # canceled: the job already knows
             raise _connect_failure(exc, job) from exc
         finally:
             with contextlib.suppress(Exception):
+                rows.close()  # release the server's copy of the results not read
+            with contextlib.suppress(Exception):
                 spark.removeTag(job.job_id)
             with contextlib.suppress(Exception):
                 spark.removeProgressHandler(handler)
 
     def cancel(self, job: JobSink) -> None:
+        """Interrupt the job's query (every operation with the job's tag).
+
+        Connect cannot cancel a query the server has not received yet: the run
+        loop does not start one once ``job.should_stop()``, which leaves one
+        round trip in which a cancel finds nothing to interrupt.
+        """
         with contextlib.suppress(Exception):
             self.session.interruptTag(job.job_id)
 
     def master(self) -> str:
-        from .session import connect_endpoint
-
         endpoint = connect_endpoint(self.session)
         return f"sc://{endpoint}" if endpoint else "sc://?"
 
@@ -343,8 +340,6 @@ class ConnectEngine(SparkEngine):
         info: dict[str, Any] = {"master": self._conf("spark.master"), "application_id": self._conf("spark.app.id")}
         with contextlib.suppress(Exception):
             info["spark_version"] = self.session.version
-        from .session import connect_endpoint
-
         info["remote"] = connect_endpoint(self.session)
         return info
 

@@ -5,7 +5,11 @@ session (a JVM driver in this process: RDDs, broadcast variables,
 accumulators, job groups), and a Spark Connect engine on a Connect session
 (DataFrames, artifacts, tags). ``RxSpark`` (context.py) finds and starts the
 session, then hands everything that differs by session kind to the engine
-that accepts it. Engines must not import pyspark at module level.
+that accepts it. Both follow the run-loop contract of ``contexts/base.py``
+(its shared steps are there); what only Spark engines share is here: the
+worker side of ``once_per_elem`` and of finding the executors (barrier
+stages), reading a worker's ChunkResult, and reading a failed Spark job.
+Engines must not import pyspark at module level.
 """
 
 from __future__ import annotations
@@ -13,12 +17,16 @@ from __future__ import annotations
 import abc
 import pickle
 import re
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...errors import RxWorkerLostError
+from ...worker import run_chunk
+from ..base import node_chunk
 
 if TYPE_CHECKING:
-    from ...worker import ChunkResult
+    from ...plan import Chunk
+    from ...worker import ChunkResult, PayloadRef
     from ..base import JobSink
 
 
@@ -58,11 +66,14 @@ class SparkEngine(abc.ABC):
 
     @abc.abstractmethod
     def run_chunks(self, job: JobSink) -> None:
-        """``ComputeContext.run_chunks`` on this session (the job's own progress bar follows ``job.deliver``)."""
+        """``ComputeContext.run_chunks`` on this session, as its contract says (contexts/base.py).
+
+        On ``job.should_stop()`` it returns without canceling: the job calls :meth:`cancel`.
+        """
 
     @abc.abstractmethod
     def cancel(self, job: JobSink) -> None:
-        """``ComputeContext.cancel``: stop the job's Spark work (any thread; must not raise)."""
+        """``ComputeContext.cancel``: stop the job's Spark work, even one not launched yet (any thread; must not raise)."""
 
     @abc.abstractmethod
     def master(self) -> str:
@@ -81,10 +92,46 @@ class SparkEngine(abc.ABC):
         """What job records say about the session (``master``, ``application_id``, ``spark_version``, ``spark_conf``)."""
 
 
+# ---------------------------------------------------------------- worker side (in Spark tasks)
+
+
+def run_on_this_node(ref: PayloadRef, chunks: Callable[[], Sequence[Chunk]], nodes: Sequence[str]) -> ChunkResult | None:
+    """In a task of a barrier stage of a ``once_per_elem`` job: run this executor's chunk, if this task is its first.
+
+    Args:
+        ref: The job's payload.
+        chunks: The job's chunks; called only by a task that runs one (Connect may read them from a file).
+        nodes: The plan's nodes: chunk ``k`` runs on ``nodes[k]`` (see ``contexts.base.node_chunk``).
+
+    Returns:
+        The chunk's result (values serialized), or None when this task runs nothing.
+    """
+    from pyspark import BarrierTaskContext
+
+    context = BarrierTaskContext.get()
+    addresses = [info.address for info in context.getTaskInfos()]
+    index = node_chunk(addresses, context.partitionId(), nodes)
+    if index is None:
+        return None
+    return run_chunk(ref, chunks()[index], serialize_results=True, node=addresses[context.partitionId()])
+
+
+def barrier_addresses() -> list[str] | None:
+    """In a task of a barrier stage: the sorted addresses of the stage's executors (task 0 only, None in the others)."""
+    from pyspark import BarrierTaskContext
+
+    context = BarrierTaskContext.get()
+    if context.partitionId() != 0:
+        return None
+    return sorted({info.address for info in context.getTaskInfos()})
+
+
+# ---------------------------------------------------------------- driver side
+
+
 def chunk_result(blob: bytes) -> ChunkResult:
-    """A ChunkResult sent by a worker, its values loaded (values the driver cannot load fail their tasks)."""
-    result = pickle.loads(blob)
-    result.load_values()
+    """A ChunkResult as a worker sent it (``contexts.base.deliver`` then loads its values)."""
+    result: ChunkResult = pickle.loads(blob)
     return result
 
 

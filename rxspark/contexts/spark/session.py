@@ -25,6 +25,7 @@ import time
 import warnings
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ... import _compat
 from ..._java import MIN_JAVA, java_version
 from ...errors import RxArgumentError, RxSparkUnavailableError
 
@@ -228,12 +229,9 @@ def predicted_parallelism(settings: SessionSettings) -> int | None:
         return None
     if any(os.environ.get(v) for v in ("PYSPARK_GATEWAY_PORT", "PYSPARK_SUBMIT_ARGS")):
         return None
-    if "pyspark" in sys.modules:
-        from pyspark import SparkContext
-
-        # A running session is attached to; a JVM left by a stopped one keeps its launch's properties.
-        if SparkContext._gateway is not None or running_session() is not None:
-            return None
+    # A running session is attached to; a JVM left by a stopped one keeps its launch's properties.
+    if "pyspark" in sys.modules and (_compat.gateway_started() or running_session() is not None):
+        return None
     if _spark_defaults_file() or "spark.driver.extraJavaOptions" in settings.extra_spark_config:
         return None
     configured = settings.extra_spark_config.get("spark.default.parallelism")
@@ -288,16 +286,13 @@ def running_session(connect: bool = True) -> SparkSession | None:
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    try:
-        from pyspark import SparkContext
-    except ImportError:  # pyspark-client: Spark Connect only
+    sc = _compat.active_spark_context()  # None with pyspark-client too (Spark Connect only)
+    if sc is None:
         return _active_connect_session() if connect else None
-    if SparkContext._active_spark_context is None:
-        return _active_connect_session() if connect else None
-    existing = getattr(SparkSession, "_instantiatedSession", None)
-    if existing is not None and existing.sparkContext is SparkContext._active_spark_context:
+    existing = _compat.instantiated_session()
+    if existing is not None and existing.sparkContext is sc:
         return existing
-    return SparkSession(SparkContext._active_spark_context)
+    return SparkSession(sc)
 
 
 def _active_connect_session() -> Any:
@@ -306,12 +301,7 @@ def _active_connect_session() -> Any:
 
     if "pyspark.sql.connect.session" not in _sys.modules:
         return None  # nobody made one: do not import the Connect client (and its grpc) for nothing
-    try:
-        from pyspark.sql.connect.session import SparkSession as ConnectSession
-
-        session = ConnectSession.getActiveSession() or getattr(ConnectSession, "_default_session", None)
-    except Exception:  # noqa: BLE001 - a client without Connect dependencies
-        return None
+    session = _compat.default_connect_session()
     if session is None or getattr(session, "is_stopped", False):
         return None
     return session
@@ -352,17 +342,17 @@ def start(settings: SessionSettings) -> tuple[SparkSession, str]:
             Spark did not start within ``settings.startup_timeout`` seconds.
     """
     import_pyspark()
-    from pyspark import SparkConf, SparkContext
+    from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
     # Under spark-submit the JVM already runs and holds the submitted
     # properties (master included): connect to it first so SparkConf sees them.
-    submitted = "PYSPARK_GATEWAY_PORT" in os.environ or SparkContext._gateway is not None
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ or _compat.gateway_started()
     with warnings.catch_warnings():
         # The first call into the JVM imports pyspark.testing, which warns about pandas >= 3 (FutureWarning)
         warnings.simplefilter("ignore", FutureWarning)
         if submitted:
-            SparkContext._ensure_initialized()
+            _compat.launch_gateway()
         conf = SparkConf()
     master = settings.master or conf.get("spark.master", None) or "local[*]"
     if not submitted:
@@ -440,7 +430,7 @@ def start_connect(url: str) -> tuple[Any, bool]:
             f"(or pyspark-client). ({exc})"
         ) from exc
     existing = _active_connect_session()
-    if existing is not None and connect_endpoint(existing) == _url_endpoint(url):
+    if existing is not None and _compat.connect_endpoint(existing) == _url_endpoint(url):
         return existing, False
     try:
         # create(), not getOrCreate(): that returns the default session whatever its server.
@@ -452,14 +442,6 @@ def start_connect(url: str) -> tuple[Any, bool]:
             "Fix: start it (sbin/start-connect-server.sh) or check the URL."
         ) from exc
     return session, True
-
-
-def connect_endpoint(session: Any) -> str | None:
-    """``host:port`` of a Connect session's server (None when the client does not say)."""
-    try:
-        return str(session.client._builder.endpoint)  # noqa: SLF001 - no public accessor
-    except Exception:  # noqa: BLE001
-        return None
 
 
 def _url_endpoint(url: str) -> str:
@@ -475,12 +457,15 @@ def wait_for_executors(session: SparkSession, master: str, settings: SessionSett
         return
     match = re.match(r"local-cluster\[(\d+)", master)
     expected = int(match.group(1)) if match else (settings.num_executors or 1)
-    jsc = session.sparkContext._jsc.sc()
+    sc = session.sparkContext
     deadline = time.monotonic() + settings.startup_timeout
-    while jsc.getExecutorIds().size() < expected:
+    while True:
+        ids = _compat.executor_ids(sc)
+        if ids is None or len(ids) >= expected:
+            return  # None: the count cannot be read; the first job waits for executors instead
         if time.monotonic() > deadline:
             raise RxSparkUnavailableError(
-                f"only {jsc.getExecutorIds().size()} of {expected} executors registered within "
+                f"only {len(ids)} of {expected} executors registered within "
                 f"{settings.startup_timeout:.0f} s on {master}. Fix: check the cluster's free cores and memory."
             )
         time.sleep(0.1)
