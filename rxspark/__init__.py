@@ -46,9 +46,9 @@ from .jobs import (
     rx_wait_for_job,
 )
 from .options import rx_options
-from .plan import rx_elem_arg
 from .rng import rng
 from .share import RxShared, rx_share
+from .spec import rx_elem_arg
 
 __version__ = "0.1.0"
 

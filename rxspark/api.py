@@ -1,9 +1,10 @@
 """rx_exec and the active compute context.
 
-``rx_exec`` parses and validates its arguments into a :class:`~rxspark.plan.TaskPlan`
+``rx_exec`` validates its arguments into a :class:`~rxspark.spec.JobSpec`
 (nothing runs before that succeeds), creates an :class:`~rxspark.jobs.RxJob`
-and hands it to the compute context: in this thread when waiting, in a
-background thread otherwise. A context named by a string (``"localpar"``) is
+for it and runs it on the compute context: in this thread when waiting, in a
+background thread otherwise (where the job is laid out for the context, so a
+context that must start its engine first does not hold up the caller). A context named by a string (``"localpar"``) is
 made by the backend that registered the name (``contexts/registry.py``).
 """
 
@@ -18,9 +19,9 @@ from . import _active as _slot
 from .contexts import registry
 from .contexts.base import ComputeContext
 from .contexts.local import RxLocalSeq
-from .errors import RxArgumentTypeError, RxError
+from .errors import RxError
 from .jobs import RxJob
-from .plan import _check_bool, build_plan, rx_elem_arg
+from .spec import JobSpec, rx_elem_arg
 
 __all__ = ["rx_exec", "rx_elem_arg", "rx_set_compute_context", "rx_get_compute_context"]
 
@@ -113,31 +114,11 @@ def rx_exec(
         RxArgumentTypeError: A bad argument type, or arguments that do not fit ``function``.
         RxTaskError: ``continue_on_failure=False`` and a task failed.
     """
+    # Every parameter but these is an option of the job spec, under its own name: the argument
+    # list is written here once, and checked by JobSpec.create.
+    options = {name: value for name, value in locals().items() if name not in _NOT_OPTIONS}
     try:
-        return submit(
-            function,
-            args_=call_args,
-            kwargs=kwargs,
-            frame=sys._getframe(1),
-            elem_args=elem_args,
-            elem_type=elem_type,
-            once_per_elem=once_per_elem,
-            times_to_run=times_to_run,
-            packages_to_load=packages_to_load,
-            exec_objects=exec_objects,
-            task_chunk_size=task_chunk_size,
-            console_output=console_output,
-            auto_cleanup=auto_cleanup,
-            continue_on_failure=continue_on_failure,
-            rng_seed=rng_seed,
-            rng_kind=rng_kind,
-            rng_scope=rng_scope,
-            compute_context=compute_context,
-            wait=wait,
-            callback=callback,
-            rx_args=args,
-            local_state=local_state,
-        )
+        return run(function, call_args, kwargs, compute_context, frame=sys._getframe(1), **options)
     except (RxError, KeyboardInterrupt) as exc:
         # The traceback starts at the user's call: rxspark's own frames say nothing to them
         # (a failed task's remote traceback stays in the exception and its __cause__).
@@ -145,70 +126,36 @@ def rx_exec(
         raise
 
 
-def submit(
-    function: Any,
-    *,
-    args_: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    frame: types.FrameType | None,
-    elem_args: Any,
-    elem_type: Any,
-    once_per_elem: Any,
-    times_to_run: Any,
-    packages_to_load: Any,
-    exec_objects: Any,
-    task_chunk_size: Any,
-    console_output: Any,
-    auto_cleanup: Any,
-    continue_on_failure: Any,
-    rng_seed: Any,
-    rng_kind: Any,
-    rng_scope: Any,
-    compute_context: Any,
-    wait: Any,
-    callback: Any,
-    rx_args: Any,
-    local_state: Any,
-) -> Any:
-    """Validate, plan and start one job (the body of ``rx_exec`` and its compat forms)."""
-    _check_bool("console_output", console_output, allow_none=True)
-    _check_bool("auto_cleanup", auto_cleanup, allow_none=True)
-    _check_bool("continue_on_failure", continue_on_failure)
-    _check_bool("wait", wait, allow_none=True)
-    if callback is not None and not callable(callback):
-        raise RxArgumentTypeError(f"callback must be callable or None, got {type(callback).__name__}")
-    context = _slot.current() if compute_context is None else _context_from(compute_context, "compute_context")
+# rx_exec's parameters that are not options of the job spec.
+_NOT_OPTIONS = frozenset({"function", "call_args", "kwargs", "compute_context"})
 
-    plan = build_plan(
-        function,
-        args_,
-        kwargs,
-        elem_args=elem_args,
-        elem_type=elem_type,
-        once_per_elem=once_per_elem,
-        times_to_run=times_to_run,
-        packages_to_load=packages_to_load,
-        context_packages=context.packages_to_load,
-        exec_objects=exec_objects,
-        task_chunk_size=task_chunk_size,
-        rng_seed=rng_seed,
-        rng_kind=rng_kind,
-        rng_scope=rng_scope,
-        rx_args=rx_args,
-        local_state=local_state,
-        parallelism=context.parallelism(),
-        nodes=context.nodes,
-        frame=frame,
-    )
-    job = RxJob(
-        plan,
-        context,
-        continue_on_failure=continue_on_failure,
-        console_output=context.console_output if console_output is None else console_output,
-        auto_cleanup=context.auto_cleanup if auto_cleanup is None else auto_cleanup,
-        callback=callback,
-    )
-    if not (context.wait if wait is None else wait):
+
+def run(
+    function: Any,
+    call_args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    compute_context: ComputeContext | str | None,
+    *,
+    frame: types.FrameType | None = None,
+    **options: Any,
+) -> Any:
+    """Validate one job, then run it on its compute context (the body of ``rx_exec`` and its compat forms).
+
+    Args:
+        function: The function to run.
+        call_args: Positional arguments of every call.
+        kwargs: Keyword arguments of every call.
+        compute_context: A context object or name, or None for the active one.
+        frame: The caller's frame (``exec_objects`` given by name).
+        **options: :meth:`rxspark.spec.JobSpec.create`'s options.
+
+    Returns:
+        The results (waiting) or the ``RxJob``.
+    """
+    context = _slot.current() if compute_context is None else _context_from(compute_context, "compute_context")
+    spec = JobSpec.create(function, call_args, kwargs, frame=frame, context_packages=context.packages_to_load, **options)
+    job = RxJob(spec, context)
+    if not (context.wait if spec.wait is None else spec.wait):
         job.start_background()
         return job
     job.run()

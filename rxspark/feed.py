@@ -22,9 +22,12 @@ from typing import Any
 import cloudpickle
 
 from . import rng as _rng
+from ._arguments import check_packages as _check_packages
+from ._arguments import describe as _describe
+from ._arguments import diagnose_serialization as _diagnose_serialization
 from ._sources import build_table
 from .errors import RxArgumentError
-from .plan import Chunk, ChunkCalls, Payload, TaskPlan, _check_packages, _describe, _diagnose_serialization
+from .plan import Chunk, ChunkCalls, Payload, TaskPlan
 
 __all__ = ["ChunkFeed", "open_plan", "prepare", "call_item"]
 

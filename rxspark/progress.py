@@ -74,6 +74,12 @@ class ProgressBar:
         if self.bar is not None and tasks and not self._closed:
             self.bar.update(tasks)
 
+    def set_total(self, total: int) -> None:
+        """Tasks in all, once known (a job laid out after its bar was made)."""
+        if self.bar is not None and not self._closed and self.bar.total != total:
+            self.bar.total = total
+            self.bar.refresh()
+
     def moveto(self, done: int) -> None:
         """Set the count of done tasks (a watched job)."""
         if self.bar is not None and done > self.bar.n and not self._closed:

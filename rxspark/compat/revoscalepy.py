@@ -14,9 +14,9 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..api import submit
+from ..api import run
 from ..errors import RxError
-from ..plan import rx_elem_arg
+from ..spec import rx_elem_arg
 
 __all__ = ["rx_exec"]
 
@@ -56,29 +56,10 @@ def rx_exec(
     if isinstance(args, Mapping):
         args = _broadcast(args)
     try:
-        return submit(
-            function,
-            args_=(),
-            kwargs=_broadcast(kwargs),
-            frame=sys._getframe(1),
-            elem_args=None,
-            elem_type="nodes",
-            once_per_elem=False,
-            times_to_run=times_to_run,
-            packages_to_load=None,
-            exec_objects=None,
-            task_chunk_size=task_chunk_size,
-            console_output=None,
-            auto_cleanup=None,
-            continue_on_failure=continue_on_failure,
-            rng_seed=None,
-            rng_kind=None,
-            rng_scope="chunk",
-            compute_context=compute_context,
-            wait=None,
-            callback=callback,
-            rx_args=args,
-            local_state=local_state or None,
+        return run(
+            function, (), _broadcast(kwargs), compute_context, frame=sys._getframe(1),
+            args=args, times_to_run=times_to_run, task_chunk_size=task_chunk_size,
+            local_state=local_state or None, callback=callback, continue_on_failure=continue_on_failure,
         )
     except (RxError, KeyboardInterrupt) as exc:
         exc.with_traceback(None)  # the traceback starts at the user's call

@@ -2,10 +2,11 @@
 
 ``submit`` queues a call and returns its Future. A dispatcher thread takes the
 calls queued close together (a burst of ``submit`` / ``map``) and runs them as
-ONE job (a plan built by :func:`rxspark.plan.build_plan`, run by an
-:class:`~rxspark.jobs.RxJob`) per batch, at most ``max_workers`` calls in
-flight. Each call's Future resolves as its chunk arrives (the job's
-``chunk_listener``), with the user's own exception and the remote traceback
+ONE job (a :class:`~rxspark.spec.JobSpec` laid out as a plan, run by a
+:class:`~rxspark.executor.run.CallsRun` straight through the backend
+interface: no record, no job of its own for the user) per batch, at most
+``max_workers`` calls in flight. Each call's Future resolves as its chunk
+arrives (the run's listener), with the user's own exception and the remote traceback
 text as its ``__cause__``. A Future stays pending, and cancellable, until its
 result arrives; when every call of a running batch is cancelled, the batch's
 job is canceled (its work stopped where the context can). With ``rng_seed``
@@ -14,8 +15,8 @@ the call submitted *k*-th draws from stream ``(rng_seed, k)``.
 ``map`` skips the Future per call: when all its calls fit in ``max_workers``
 they run as one job whose chunks the iterator takes in order
 (:mod:`.mapping`); otherwise its calls are queued as submits. Modules:
-``calls`` (a call's Future, the shared state), ``batches`` (the dispatcher),
-``mapping`` (map as one job).
+``calls`` (a call's Future, the shared state), ``run`` (a job of calls on a
+context), ``batches`` (the dispatcher), ``mapping`` (map as one job).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """RxExecutor's batches: the dispatcher thread takes the calls queued close together and runs them as one job.
 
-Each call's Future resolves as its chunk arrives (the job's ``chunk_listener``).
+Each call's Future resolves as its chunk arrives (its :class:`~rxspark.executor.run.CallsRun`'s listener).
 When every call of a running batch is cancelled, its job is canceled.
 
 With ``linger=False`` on a context that ``accepts_feeds`` (the local pools), the
@@ -20,7 +20,6 @@ from typing import Any
 from .. import rng as _rng
 from ..contexts.base import ComputeContext
 from ..feed import open_plan, prepare
-from ..jobs import RxJob
 from ..worker import ChunkResult
 from .calls import (
     _LINGER,
@@ -36,6 +35,7 @@ from .calls import (
     calls_job,
     take_values,
 )
+from .run import CallsRun
 
 
 def _dispatch(state: _State, context: ComputeContext, spec: _rng.RngSpec | None) -> None:
@@ -135,10 +135,10 @@ def _joinable_batch(state: _State, context: ComputeContext, spec: _rng.RngSpec |
     batch = state.open_batch
     if batch is not None and not batch.closed:
         return batch, None
-    job = RxJob(open_plan(context.packages_to_load, spec), context, continue_on_failure=True, console_output=False, auto_cleanup=True)
+    job = CallsRun(open_plan(context.packages_to_load, spec), context)
     batch = _Batch([], open=True)
     batch.job = job
-    job.chunk_listener = _Listener(state, batch, job, context.console_output)
+    job.listener = _Listener(state, batch, job, context.console_output)
     state.open_batch = batch
     state.batches.add(batch)
     state.jobs_started += 1
@@ -170,7 +170,7 @@ def _linger(state: _State) -> None:
 
 
 def _run_batch(state: _State, context: ComputeContext, spec: _rng.RngSpec | None, batch: _Batch, items: list[_Item]) -> None:
-    job: RxJob | None = None
+    job: CallsRun | None = None
     failure: BaseException | None = None
     try:
         if batch.open:
@@ -187,11 +187,11 @@ def _run_batch(state: _State, context: ComputeContext, spec: _rng.RngSpec | None
                 stop = batch.live == 0  # every call was cancelled meanwhile
             if stop:
                 job.cancel()
-            job.chunk_listener = _Listener(state, batch, job, context.console_output)
+            job.listener = _Listener(state, batch, job, context.console_output)
         if job is not None:
-            job.run()  # the outcome is the calls' futures; the job's own result is all None
-            if job.done() and not job.cancelled():
-                failure = job.exception()  # an infrastructure failure the context could not retry
+            job.run()  # the outcome is the calls' futures
+            if failure is None:
+                failure = job.failure  # an infrastructure failure the context could not retry
     finally:
         with state.lock:
             if batch.open:
@@ -211,14 +211,13 @@ def _run_batch(state: _State, context: ComputeContext, spec: _rng.RngSpec | None
         state.release(len(pending))
         del pending
         if job is not None:
-            job.chunk_listener = None
-            job.cleanup()  # a job that ran long enough to be recorded leaves no record behind
+            job.listener = None
         with state.lock:
             state.threads.discard(threading.current_thread())
             state.lock.notify_all()
 
 
-def _make_job(state: _State, context: ComputeContext, spec: _rng.RngSpec | None, items: list[_Item]) -> RxJob:
+def _make_job(state: _State, context: ComputeContext, spec: _rng.RngSpec | None, items: list[_Item]) -> CallsRun:
     functions: dict[int, int] = {}
     distinct: list[Callable[..., Any]] = []
     which = []
@@ -238,7 +237,7 @@ def _make_job(state: _State, context: ComputeContext, spec: _rng.RngSpec | None,
 class _Listener:
     """Resolves the futures of a delivered chunk, and lets go of its arguments and values."""
 
-    def __init__(self, state: _State, batch: _Batch, job: RxJob, echo: bool) -> None:
+    def __init__(self, state: _State, batch: _Batch, job: CallsRun, echo: bool) -> None:
         self.state = state
         self.batch = batch
         self.job = weakref.ref(job)

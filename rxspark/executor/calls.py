@@ -20,8 +20,9 @@ import cloudpickle
 
 from ..contexts.base import ComputeContext
 from ..errors import RxTaskError
-from ..jobs import RxJob
-from ..plan import build_plan, rx_elem_arg
+from ..plan import lay_out
+from ..spec import JobSpec, rx_elem_arg
+from .run import CallsRun
 
 if TYPE_CHECKING:
     from ..worker import ChunkResult
@@ -58,36 +59,26 @@ def calls_job(
     streams: Any,
     shared: tuple[Any, ...] = (),
     calls_per_chunk: int | None = None,
-) -> RxJob:
-    """The job of n calls ``fn(*column values, *shared)``, task-scoped streams named by ``streams`` (with a seed).
+) -> CallsRun:
+    """The run of n calls ``fn(*column values, *shared)``, task-scoped streams named by ``streams`` (with a seed).
 
-    Both of RxExecutor's paths run their calls as such a job (a batch of submits, a map).
+    Both of RxExecutor's paths run their calls so (a batch of submits, a map).
     """
-    plan = build_plan(
+    job_spec = JobSpec.create(
         fn,
         (*(rx_elem_arg(column) for column in columns), *shared),
-        {},
-        elem_args=None,
-        elem_type="nodes",
-        once_per_elem=False,
-        times_to_run=n,
-        packages_to_load=None,
         context_packages=context.packages_to_load,
-        exec_objects=None,
+        times_to_run=n,
         task_chunk_size=_chunk_size(context, n, calls_per_chunk),
         rng_seed=spec.seed if spec is not None else None,
         rng_kind=spec.kind if spec is not None else None,
         rng_scope="task",
-        rx_args=None,
-        local_state=None,
-        parallelism=context.parallelism(),
-        nodes=context.nodes,
         rng_streams=streams if spec is not None else None,
     )
-    return RxJob(plan, context, continue_on_failure=True, console_output=False, auto_cleanup=True)
+    return CallsRun(lay_out(job_spec, context.parallelism, context.nodes), context)
 
 
-def take_values(job: RxJob | None, result: ChunkResult, echo: bool) -> list[Any]:
+def take_values(job: CallsRun | None, result: ChunkResult, echo: bool) -> list[Any]:
     """A delivered chunk's values, taken out of it; its calls' arguments are let go (and its output echoed)."""
     if job is not None:
         chunk = job.plan.chunks[result.index]
@@ -175,7 +166,7 @@ class _Batch:
     def __init__(self, futures: list[_CallFuture | None], open: bool = False) -> None:  # noqa: A002
         self.futures = futures
         self.live = len(futures)  # not yet resolved nor cancelled
-        self.job: RxJob | None = None
+        self.job: CallsRun | None = None
         self.open = open
         self.closed = False
 

@@ -19,9 +19,9 @@ from typing import Any
 from .. import rng as _rng
 from ..contexts.base import ComputeContext
 from ..errors import RxTaskError
-from ..jobs import RxJob
 from ..worker import ChunkResult
 from .calls import _exception, _State, calls_job, take_values
+from .run import CallsRun
 
 
 class _MapRun:
@@ -31,7 +31,7 @@ class _MapRun:
         self.n = n
         self.cond = threading.Condition(threading.Lock())
         self.chunks: dict[int, tuple[int, list[Any], dict[int, RxTaskError], dict[int, bytes]]] = {}  # by first call
-        self.job: RxJob | None = None
+        self.job: CallsRun | None = None
         self.done = False  # the job ended (every chunk that will come has come)
         self.closed = False  # the iterator was closed: the calls not yet run are cancelled
         self.failure: BaseException | None = None
@@ -88,7 +88,7 @@ def _run_map(
     state: _State, context: ComputeContext, spec: _rng.RngSpec | None, run: _MapRun, fn: Callable[..., Any],
     columns: list[Any], n: int, base: int,
 ) -> None:
-    job: RxJob | None = None
+    job: CallsRun | None = None
     failure: BaseException | None = None
     listener: _MapListener | None = None
     try:
@@ -104,10 +104,9 @@ def _run_map(
             if stop:
                 job.cancel()
             listener = _MapListener(state, run, job, context.console_output)
-            job.chunk_listener = listener
+            job.listener = listener
             job.run()
-            if job.done() and not job.cancelled():
-                failure = job.exception()
+            failure = job.failure
     finally:
         with run.cond:
             run.done = True
@@ -119,8 +118,7 @@ def _run_map(
             state.maps.discard(run)
         state.release(n - released)
         if job is not None:
-            job.chunk_listener = None
-            job.cleanup()
+            job.listener = None
         with state.lock:
             state.threads.discard(threading.current_thread())
             state.lock.notify_all()
@@ -129,7 +127,7 @@ def _run_map(
 class _MapListener:
     """Hands each delivered chunk of a map to its iterator, and lets go of the chunk's arguments."""
 
-    def __init__(self, state: _State, run: _MapRun, job: RxJob, echo: bool) -> None:
+    def __init__(self, state: _State, run: _MapRun, job: CallsRun, echo: bool) -> None:
         self.state = state
         self.run = run
         self.job = weakref.ref(job)

@@ -16,10 +16,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .. import _active
+from .._arguments import check_bool as _check_bool
 from ..contexts.base import ComputeContext
 from ..errors import RxArgumentError, RxArgumentTypeError, RxJobError
 from ..options import get_option
-from ..plan import _check_bool
 from . import store as _store
 from .base import BaseJob, JobTable
 from .job import RxJob, _live

@@ -29,7 +29,6 @@ import secrets
 import threading
 import time
 import weakref
-from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FuturesTimeoutError
 from typing import TYPE_CHECKING, Any
@@ -38,7 +37,8 @@ import cloudpickle
 
 from .. import progress as _progress
 from ..errors import RxTaskError
-from ..plan import TaskPlan
+from ..plan import TaskPlan, lay_out
+from ..spec import JobSpec
 from ..worker import ChunkResult
 from .base import BaseJob
 from .monitor import monitor as _monitor
@@ -74,32 +74,31 @@ class RxJob(BaseJob):
     Attributes:
         job_id: Unique id of the job (also accepted by the ``rx_get_job_*`` functions).
         rng_seed: The seed in force (the drawn one for ``rng_seed="auto"``), or None.
-        plan: The job's :class:`~rxspark.plan.TaskPlan`.
+        spec: The job's :class:`~rxspark.spec.JobSpec` (what was asked for).
+        plan: The job's :class:`~rxspark.plan.TaskPlan` (its chunks on its context), None until laid out.
         context: The compute context that runs it.
     """
 
     def __init__(
         self,
-        plan: TaskPlan,
+        spec: JobSpec,
         context: ComputeContext,
         *,
-        continue_on_failure: bool = True,
-        console_output: bool = False,
-        auto_cleanup: bool = True,
-        callback: Callable[[Any], Any] | None = None,
         job_id: str | None = None,
         progress: bool | None = None,
     ) -> None:
         super().__init__(
             job_id or new_job_id(),
             waiting=True,  # until start_background()
-            console_output=console_output,
-            auto_cleanup=auto_cleanup,
-            continue_on_failure=continue_on_failure,
+            console_output=context.console_output if spec.console_output is None else spec.console_output,
+            auto_cleanup=context.auto_cleanup if spec.auto_cleanup is None else spec.auto_cleanup,
+            continue_on_failure=spec.continue_on_failure,
         )
-        self.plan = plan
+        self.spec = spec
+        # Laid out for the context in the job's thread (run(): the caller's), once the context is ready.
+        self.plan: TaskPlan | None = None
         self.context = context
-        self.callback = callback
+        self.callback = spec.callback
         self.submitted_at = time.time()
         self.started_at: float | None = None
         self.finished_at: float | None = None
@@ -113,14 +112,9 @@ class RxJob(BaseJob):
         self._phase = _QUEUED
         self._phase_lock = threading.Lock()
         self._share_dir: str | None = None
+        self._halted = False  # the job's work was told to stop (context.cancel called, if it had started)
         self._recorder = Recorder(self)
-        # Internal hook (RxExecutor): called with each newly delivered ChunkResult, in the job's driver
-        # thread, before ``callback``. It may take the chunk's values (leave ``values`` None then):
-        # the job's own result holds None for them.
-        self.chunk_listener: Callable[[ChunkResult], None] | None = None
-        # None: the context's ``progress`` setting (and no bar for jobs with a chunk_listener: their
-        # calls, not the job, are what the user sees).
-        self._progress_setting = progress
+        self._progress_setting = progress  # None: the context's ``progress`` setting
         self._bar: _progress.ProgressBar | None = None
         _live[self.job_id] = self
 
@@ -128,20 +122,24 @@ class RxJob(BaseJob):
 
     @property
     def rng_seed(self) -> int | None:
-        return self.plan.rng.seed if self.plan.rng is not None else None
+        return self.spec.rng.seed if self.spec.rng is not None else None
 
     @property
     def rng_kind(self) -> str | None:
         """The generator kind in force (``"PCG64"`` for ``rng_kind="auto"``), or None."""
-        return self.plan.rng.kind if self.plan.rng is not None else None
+        return self.spec.rng.kind if self.spec.rng is not None else None
 
     @property
     def n_tasks(self) -> int:
-        return self.plan.n_tasks
+        """Tasks in all (0 while it is the context's to decide and the job is not laid out yet)."""
+        plan = self.plan
+        if plan is not None:
+            return plan.n_tasks
+        return self.spec.n_known if self.spec.n_known is not None and not self.spec.once_per_elem else 0
 
     @property
     def function_name(self) -> str:
-        return self.plan.function_name
+        return self.spec.function_name
 
     @property
     def share_dir(self) -> str:
@@ -168,7 +166,7 @@ class RxJob(BaseJob):
 
     def progress(self) -> tuple[int, int]:
         """(tasks done, tasks in all)."""
-        return self._tasks_done, self.plan.n_tasks
+        return self._tasks_done, self.n_tasks
 
     def output(self) -> str:
         """Captured stdout/stderr of the tasks done so far, each line prefixed by its task index."""
@@ -184,7 +182,7 @@ class RxJob(BaseJob):
 
     def task_times(self) -> list[float | None]:
         """Seconds each task took (None for tasks not run)."""
-        times: list[float | None] = [None] * self.plan.n_tasks
+        times: list[float | None] = [None] * self.n_tasks
         with self._lock:
             for cr in self._chunks.values():
                 times[cr.start : cr.start + len(cr.times)] = cr.times
@@ -192,7 +190,7 @@ class RxJob(BaseJob):
 
     def nodes(self) -> list[str | None]:
         """The node each task ran on (None for tasks not run)."""
-        where: list[str | None] = [None] * self.plan.n_tasks
+        where: list[str | None] = [None] * self.n_tasks
         with self._lock:
             for cr in self._chunks.values():
                 where[cr.start : cr.stop] = [cr.node] * (cr.stop - cr.start)
@@ -222,11 +220,21 @@ class RxJob(BaseJob):
             Future.cancel(self)  # (BaseJob.cancel is abstract: name the Future's own)
             self.set_running_or_notify_cancel()
             # Only now, so a backend that looks finds the job cancelled() once it sees it stop.
-            self._stop.set()
-            if was_running:
-                self.context.cancel(self)
+            self._halt(was_running)
             self._close_bar("canceled")
         return True
+
+    def _halt(self, started: bool = True) -> None:
+        """Stop the job's work: the ONE cancel path (``job.cancel()``, the first failure of a
+        ``continue_on_failure=False`` job, a run loop that raised). The context's ``cancel`` is
+        called once, and only if its work may have started; run loops never cancel on their own."""
+        with self._phase_lock:
+            if self._halted:
+                return
+            self._halted = True
+        self._stop.set()
+        if started:
+            self.context.cancel(self)
 
     def wait_done(self, timeout: float | None = None) -> str:
         """Block until the job ends; return its final status.
@@ -309,9 +317,7 @@ class RxJob(BaseJob):
             self._first_failure = result.errors[first]
             self._failure_causes = dict(result.causes)
             if not self.continue_on_failure:
-                self._stop.set()
-        if self.chunk_listener is not None:
-            self.chunk_listener(result)
+                self._halt()
         if self.callback is not None:
             values = result.get_values()
             for local, value in enumerate(values):
@@ -321,9 +327,17 @@ class RxJob(BaseJob):
     # ------------------------------------------------------------ running
 
     def run(self) -> None:
-        """Run the job to completion in this thread."""
+        """Run the job to completion in this thread.
+
+        Raises:
+            RxArgumentError: The job cannot be laid out on its context (raised before anything runs).
+        """
+        self.plan = self._lay_out()
         self._open_bar()
         self._drive()
+
+    def _lay_out(self) -> TaskPlan:
+        return lay_out(self.spec, self.context.parallelism, self.context.nodes)
 
     def _drive(self) -> None:
         _monitor.add(self)
@@ -336,11 +350,9 @@ class RxJob(BaseJob):
         """Make the job's progress bar here, in the submitting thread (so it lives in the submitting cell)."""
         setting = self._progress_setting
         if setting is None:
-            if self.chunk_listener is not None:
-                return  # a batch of RxExecutor / joblib calls
             setting = getattr(self.context, "progress", False)
         try:
-            self._bar = _progress.job_bar(setting, self.plan.n_tasks, self.plan.function_name)
+            self._bar = _progress.job_bar(setting, self.n_tasks, self.function_name)
         except Exception:  # noqa: BLE001 - a display that cannot be made must not fail the job
             self._bar = None
 
@@ -362,8 +374,13 @@ class RxJob(BaseJob):
             if self._phase != _QUEUED:
                 return  # canceled before it started
         try:
-            # Still queued: a context may start its session here (in the job's own thread for wait=False).
+            # Still queued: a context may start its session here (in the job's own thread for wait=False),
+            # and only then is the job laid out for it (its parallelism and nodes are known).
             self.context.prepare(self)
+            if self.plan is None:
+                self.plan = self._lay_out()
+                if self._bar is not None:
+                    self._bar.set_total(self.plan.n_tasks)
             not_ready: BaseException | None = None
         except KeyboardInterrupt as exc:
             self.cancel()
@@ -398,6 +415,7 @@ class RxJob(BaseJob):
                         pass
                 self._finish(exception=error)
                 return
+            assert self.plan is not None
             if len(self._chunks) != len(self.plan.chunks):
                 missing = sorted(set(range(len(self.plan.chunks))) - set(self._chunks))
                 raise RuntimeError(f"rxspark internal error: chunks {missing[:10]} were never delivered")
@@ -407,6 +425,7 @@ class RxJob(BaseJob):
             # Raised anew from here: the frames below (the context's wait for its workers) are rxspark's.
             raise exc.with_traceback(None) from None
         except BaseException as exc:  # noqa: BLE001 - the job fails with it (unless it was canceled)
+            self._halt()  # what the context launched must not run on
             self._finish(exception=exc)
 
     def start_background(self) -> None:
@@ -444,6 +463,7 @@ class RxJob(BaseJob):
             self.cancel()  # another process asked for it
 
     def _assemble(self) -> Any:
+        assert self.plan is not None
         values: list[Any] = []
         for k in range(len(self.plan.chunks)):
             cr = self._chunks[k]

@@ -301,8 +301,8 @@ class Recorder:
     # -------------------------------------------------------- writing
 
     def _build(self, job: RxJob, status: str) -> JobRecord:
-        plan = job.plan
-        rng = plan.rng
+        plan = job.plan  # None until the job is laid out for its context
+        rng = job.spec.rng
         if self._description is None:
             try:
                 description = job.context.describe()
@@ -312,10 +312,10 @@ class Recorder:
         done, total = job.progress()
         return JobRecord(
             job_id=job.job_id,
-            function=plan.function_name,
+            function=job.function_name,
             n_tasks=total,
-            chunk_size=plan.chunk_size,
-            n_chunks=len(plan.chunks),
+            chunk_size=plan.chunk_size if plan is not None else None,
+            n_chunks=len(plan.chunks) if plan is not None else None,
             rng_seed=rng.seed if rng is not None else None,
             rng_kind=rng.kind if rng is not None else None,
             rng_scope=rng.scope if rng is not None else None,

@@ -18,8 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rxspark import RxError, RxLocalSeq, rx_elem_arg, rx_exec
-from rxspark.plan import build_plan
+from rxspark.plan import lay_out
 from rxspark.rng import ALL_KINDS, SCOPES
+from rxspark.spec import JobSpec
 
 from . import faults
 
@@ -73,13 +74,11 @@ def valid_calls(draw):
 
 def plan_for(args, kwargs, chunk, parallelism):
     kwargs = dict(kwargs)
-    return build_plan(
-        faults.echo, args, {k: v for k, v in kwargs.items() if k not in ("elem_args", "args", "times_to_run")},
-        elem_args=kwargs.get("elem_args"), elem_type="nodes", once_per_elem=False, times_to_run=kwargs.get("times_to_run", -1),
-        packages_to_load=None, context_packages=(), exec_objects=None, task_chunk_size=chunk, rng_seed=None,
-        rng_kind=None, rng_scope="chunk", rx_args=kwargs.get("args"), local_state=None, parallelism=parallelism,
-        nodes=lambda: ["node0"],
+    options = {k: kwargs[k] for k in ("elem_args", "args", "times_to_run") if k in kwargs}
+    spec = JobSpec.create(
+        faults.echo, args, {k: v for k, v in kwargs.items() if k not in options}, task_chunk_size=chunk, **options
     )
+    return lay_out(spec, lambda: parallelism, lambda: ["node0"])
 
 
 @SETTINGS
