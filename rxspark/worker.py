@@ -258,33 +258,36 @@ class ChunkResult:
     payload_module: str | None = None
 
     def get_values(self) -> list[Any]:
-        if self.payload_error is not None or self.values is None:
+        if self.values is None:
             self.load_values()
         assert self.values is not None
         return self.values
+
+    def payload_failure(self) -> RxPayloadError | None:
+        """Why no task of this chunk ran, when the job's payload could not be loaded where it ran.
+
+        No task of the job can run there either: the job fails as a whole, once,
+        whatever ``continue_on_failure`` says (the job decides so when the chunk is delivered).
+        """
+        if self.payload_error is None:
+            return None
+        return RxPayloadError(
+            f"{self.payload_error}. No task ran (found by chunk {self.index}, tasks {self.start}..{self.stop - 1})",
+            self.payload_module,
+        )
 
     def load_values(self) -> None:
         """Deserialize the values (on the driver; contexts do it before delivering the chunk).
 
         Values the driver cannot load (say, of a class that exists only on
-        the workers) fail the chunk's tasks as RxTaskErrors, not the job.
-
-        Raises:
-            RxPayloadError: The job's function and shared arguments could not be
-                loaded where the chunk ran. None of its tasks ran, and no task of
-                the job can run there: the job fails as a whole, once, whatever
-                ``continue_on_failure`` says (contexts call this before
-                delivering the chunk, so the error ends the job's run).
+        the workers) fail the chunk's tasks as RxTaskErrors, not the job. A
+        chunk whose payload could not be loaded has no values (see
+        :meth:`payload_failure`).
         """
-        if self.payload_error is not None:
-            raise RxPayloadError(
-                f"{self.payload_error}. No task ran (found by chunk {self.index}, tasks {self.start}..{self.stop - 1})",
-                self.payload_module,
-            )
         if self.values is not None:
             return
         n = self.stop - self.start
-        if self.values_blob is None:
+        if self.values_blob is None or self.payload_error is not None:
             self.values = [None] * n
             return
         try:

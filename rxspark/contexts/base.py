@@ -252,16 +252,13 @@ def deliver(job: JobSink, result: ChunkResult) -> None:
     """Step 3 of the run-loop contract: make ``result``'s values loadable on the driver, then hand it to ``job``.
 
     Values the driver cannot load (a class only the workers have) fail the
-    chunk's tasks as RxTaskErrors, not the job.
+    chunk's tasks as RxTaskErrors, not the job. A chunk whose payload could not
+    be loaded where it ran is delivered too: the job then stops and fails
+    (``ChunkResult.payload_failure``), and the run loop returns on ``should_stop``.
 
     Args:
         job: The job the chunk belongs to.
         result: The finished chunk, as the worker sent it.
-
-    Raises:
-        RxPayloadError: The job's function and shared arguments could not be loaded
-            where the chunk ran; no task can run there, so the job fails (the
-            run loop lets it propagate).
     """
     result.load_values()
     job.deliver(result)

@@ -46,6 +46,12 @@ class CallsRun:
 
     def deliver(self, result: ChunkResult) -> None:
         """Hand a finished chunk to the listener (a duplicate attempt of a chunk is dropped)."""
+        failure = result.payload_failure()
+        if failure is not None:  # no call can run where the payload cannot be loaded: they all fail
+            if self.failure is None:
+                self.failure = failure
+            self._halt()
+            return
         with self._lock:
             if result.index in self._delivered:
                 return
@@ -80,14 +86,14 @@ class CallsRun:
             self.context.prepare(self)
             if not self.should_stop():
                 self.context.run_chunks(self)
-            if not self.should_stop() and self.delivered() != len(self.plan.chunks):
+            if self.failure is None and not self.should_stop() and self.delivered() != len(self.plan.chunks):
                 missing = sorted(set(range(len(self.plan.chunks))) - self._delivered)
                 raise RuntimeError(f"rxspark internal error: chunks {missing[:10]} of job {self.job_id} were never delivered")
         except KeyboardInterrupt:
             self.cancel()
             raise
         except BaseException as exc:  # noqa: BLE001 - the calls fail with it
-            if not self._stopped:
+            if not self._stopped and self.failure is None:
                 self.failure = exc
             self._halt()
 

@@ -107,6 +107,7 @@ class RxJob(BaseJob):
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._first_failure: RxTaskError | None = None
+        self._payload_failure: BaseException | None = None  # a chunk could not load the job's payload
         self._failure_causes: dict[int, bytes] = {}
         self._thread: threading.Thread | None = None
         self._phase = _QUEUED
@@ -304,6 +305,12 @@ class RxJob(BaseJob):
 
     def deliver(self, result: ChunkResult) -> None:
         """Take one finished chunk (called by the context, in the job's driver thread)."""
+        failure = result.payload_failure()
+        if failure is not None:  # no task can run where the payload cannot be loaded: the job fails, once
+            if self._payload_failure is None:
+                self._payload_failure = failure
+                self._halt()
+            return
         with self._lock:
             if result.index in self._chunks:  # a duplicate attempt (speculation, retry race)
                 return
@@ -405,6 +412,9 @@ class RxJob(BaseJob):
             self.context.run_chunks(self)
             if self._phase != _RUNNING:
                 return  # canceled meanwhile
+            if self._payload_failure is not None:
+                self._finish(exception=self._payload_failure)
+                return
             if self._first_failure is not None and not self.continue_on_failure:
                 error = self._first_failure
                 cause = self._failure_causes.get(error.task_index)
