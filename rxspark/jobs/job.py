@@ -41,6 +41,7 @@ from ..plan import TaskPlan, lay_out
 from ..spec import JobSpec
 from ..worker import ChunkResult
 from .base import BaseJob
+from .chunks import Chunks
 from .monitor import monitor as _monitor
 from .record import Recorder
 
@@ -102,13 +103,9 @@ class RxJob(BaseJob):
         self.submitted_at = time.time()
         self.started_at: float | None = None
         self.finished_at: float | None = None
-        self._chunks: dict[int, ChunkResult] = {}
-        self._tasks_done = 0
-        self._lock = threading.Lock()
+        self._chunks = Chunks()
         self._stop = threading.Event()
-        self._first_failure: RxTaskError | None = None
         self._payload_failure: BaseException | None = None  # a chunk could not load the job's payload
-        self._failure_causes: dict[int, bytes] = {}
         self._thread: threading.Thread | None = None
         self._phase = _QUEUED
         self._phase_lock = threading.Lock()
@@ -167,35 +164,19 @@ class RxJob(BaseJob):
 
     def progress(self) -> tuple[int, int]:
         """(tasks done, tasks in all)."""
-        return self._tasks_done, self.n_tasks
+        return self._chunks.tasks_done, self.n_tasks
 
     def output(self) -> str:
         """Captured stdout/stderr of the tasks done so far, each line prefixed by its task index."""
-        with self._lock:
-            chunks = [self._chunks[k] for k in sorted(self._chunks)]
-        parts = []
-        for cr in chunks:
-            for local in range(cr.stop - cr.start):
-                text = cr.task_output(local)
-                if text:
-                    parts.append(_prefix(cr.start + local, text))
-        return "".join(parts)
+        return self._chunks.output()
 
     def task_times(self) -> list[float | None]:
         """Seconds each task took (None for tasks not run)."""
-        times: list[float | None] = [None] * self.n_tasks
-        with self._lock:
-            for cr in self._chunks.values():
-                times[cr.start : cr.start + len(cr.times)] = cr.times
-        return times
+        return self._chunks.task_times(self.n_tasks)
 
     def nodes(self) -> list[str | None]:
         """The node each task ran on (None for tasks not run)."""
-        where: list[str | None] = [None] * self.n_tasks
-        with self._lock:
-            for cr in self._chunks.values():
-                where[cr.start : cr.stop] = [cr.node] * (cr.stop - cr.start)
-        return where
+        return self._chunks.task_nodes(self.n_tasks)
 
     def cancel(self) -> bool:
         """Stop the job: pending chunks are dropped and running ones stopped.
@@ -264,12 +245,11 @@ class RxJob(BaseJob):
         return ("failed", error) if error is not None else ("finished", Future.result(self))
 
     def _failures(self, value: Any) -> list[RxTaskError]:
-        if not self._chunks:
+        if not len(self._chunks):
             return super()._failures(value)
         # This process ran the job: its chunks list the failures, no need to scan every
         # result (1e6 isinstance calls cost ~0.1 s).
-        chunks = self._chunks
-        return [error for k in sorted(chunks) for _, error in sorted(chunks[k].errors.items())]
+        return self._chunks.failures()
 
     def _on_collected(self, cleanup: bool, first: bool) -> None:
         self._recorder.on_collected(cleanup, first)
@@ -294,8 +274,7 @@ class RxJob(BaseJob):
 
     def delivered(self) -> int:
         """How many distinct chunks were delivered so far."""
-        with self._lock:
-            return len(self._chunks)
+        return len(self._chunks)
 
     def note_progress(self, text: str) -> None:
         """A short note after the count on the job's bar, if it has one."""
@@ -311,20 +290,13 @@ class RxJob(BaseJob):
                 self._payload_failure = failure
                 self._halt()
             return
-        with self._lock:
-            if result.index in self._chunks:  # a duplicate attempt (speculation, retry race)
-                return
-            self._chunks[result.index] = result
-            self._tasks_done += result.stop - result.start
+        if not self._chunks.add(result):
+            return  # a duplicate attempt (speculation, retry race)
         bar = self._bar
         if bar is not None:
             bar.update(result.stop - result.start)
-        if result.errors and self._first_failure is None:
-            first = min(result.errors)
-            self._first_failure = result.errors[first]
-            self._failure_causes = dict(result.causes)
-            if not self.continue_on_failure:
-                self._halt()
+        if result.errors and not self.continue_on_failure:
+            self._halt()  # the first failure stops a fail-fast job
         if self.callback is not None:
             values = result.get_values()
             for local, value in enumerate(values):
@@ -368,7 +340,7 @@ class RxJob(BaseJob):
         if bar is None:
             return
         if status == "finished":
-            failed = sum(len(cr.errors) for cr in list(self._chunks.values()))
+            failed = self._chunks.failed_count()
             if failed:
                 status = f"{failed} failed"
         try:
@@ -415,9 +387,9 @@ class RxJob(BaseJob):
             if self._payload_failure is not None:
                 self._finish(exception=self._payload_failure)
                 return
-            if self._first_failure is not None and not self.continue_on_failure:
-                error = self._first_failure
-                cause = self._failure_causes.get(error.task_index)
+            if self._chunks.first_failure is not None and not self.continue_on_failure:
+                error = self._chunks.first_failure
+                cause = self._chunks.first_causes.get(error.task_index)
                 if cause is not None:
                     try:
                         error.__cause__ = cloudpickle.loads(cause)
@@ -426,10 +398,10 @@ class RxJob(BaseJob):
                 self._finish(exception=error)
                 return
             assert self.plan is not None
-            if len(self._chunks) != len(self.plan.chunks):
-                missing = sorted(set(range(len(self.plan.chunks))) - set(self._chunks))
+            missing = self._chunks.missing(len(self.plan.chunks))
+            if missing:
                 raise RuntimeError(f"rxspark internal error: chunks {missing[:10]} were never delivered")
-            self._finish(result=self._assemble())
+            self._finish(result=self._chunks.assemble(self.plan))
         except KeyboardInterrupt as exc:
             self.cancel()
             # Raised anew from here: the frames below (the context's wait for its workers) are rxspark's.
@@ -471,26 +443,3 @@ class RxJob(BaseJob):
         """Called by the monitor about once per TICK while the job runs."""
         if self._recorder.on_tick(now):
             self.cancel()  # another process asked for it
-
-    def _assemble(self) -> Any:
-        assert self.plan is not None
-        values: list[Any] = []
-        for k in range(len(self.plan.chunks)):
-            cr = self._chunks[k]
-            chunk_values = cr.get_values()
-            for task, error in cr.errors.items():
-                chunk_values[task - cr.start] = error
-            values.extend(chunk_values)
-        if self.plan.names is not None:
-            return dict(zip(self.plan.names, values))
-        if self.plan.once_per_elem:
-            assert self.plan.nodes is not None
-            return dict(zip(self.plan.nodes, values))
-        return values
-
-
-def _prefix(task: int, text: str) -> str:
-    lines = text.splitlines(keepends=True)
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
-    return "".join(f"[task {task}] {line}" for line in lines)
