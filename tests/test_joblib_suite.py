@@ -11,7 +11,9 @@ and as many as joblib's module has for a registered backend.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -25,10 +27,18 @@ SITE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(joblib.__file__)))
 EXPECTED = {"1.6.0": 78}
 
 
-def run_suite(context: str, tmp_path) -> dict[str, int]:
+def run_suite(context: str, tmp_path, timeout: float) -> dict[str, int]:
+    """Run joblib's suite in a process group of its own, which is killed whole when it ends.
+
+    Its output goes to a file, not a pipe: a process the suite left behind
+    holding the pipe would keep a reader waiting after the suite ended. Past
+    ``timeout`` (below the test's own hang guard), or when the wait is
+    interrupted, the whole group is killed too, so nothing it started waits on.
+    """
     ini = tmp_path / "pytest.ini"
     ini.write_text("[pytest]\n")
     report = tmp_path / "report.xml"
+    log = tmp_path / "suite.log"
     env = dict(os.environ, RXSPARK_JOBLIB_CONTEXT=context, SPARK_LOCAL_IP="127.0.0.1")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (TESTS_DIR, env.get("PYTHONPATH", "")) if p)
     command = [
@@ -36,13 +46,26 @@ def run_suite(context: str, tmp_path) -> dict[str, int]:
         "--pyargs", "joblib.test.test_parallel", "-p", "joblib_plugin", "-k", "rxspark",
         "-q", "--timeout", "240", f"--junitxml={report}",
     ]
-    out = subprocess.run(command, cwd=SITE_DIR, env=env, capture_output=True, text=True, timeout=2400)
-    assert report.exists(), out.stdout[-4000:] + out.stderr[-4000:]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            command, cwd=SITE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            returncode = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            returncode = None
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # the group is empty: nothing was left
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+    text = log.read_text(errors="replace")
+    assert returncode is not None, f"joblib's suite did not end within {timeout} s:\n{text[-6000:]}"
+    assert report.exists(), text[-8000:]
     suite = ElementTree.parse(report).getroot()
     suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
     counts = {key: int(suite.get(key, 0)) for key in ("tests", "failures", "errors", "skipped")}
-    counts["returncode"] = out.returncode
-    counts["log"] = out.stdout[-6000:] + out.stderr[-2000:]  # type: ignore[assignment]
+    counts["returncode"] = returncode
+    counts["log"] = text[-8000:]  # type: ignore[assignment]
     return counts
 
 
@@ -61,11 +84,11 @@ def check(counts: dict[str, int]) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_joblibs_backend_suite_passes_on_rxlocalparallel(tmp_path):
-    check(run_suite("localpar", tmp_path))
+    check(run_suite("localpar", tmp_path, timeout=1100))
 
 
 @pytest.mark.slow
 @pytest.mark.spark
 @pytest.mark.timeout(2400)
 def test_joblibs_backend_suite_passes_on_rxspark_local(tmp_path):
-    check(run_suite("spark", tmp_path))
+    check(run_suite("spark", tmp_path, timeout=2300))

@@ -29,6 +29,7 @@ from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExec
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .. import _reaper
 from ..errors import RxArgumentTypeError, RxError, RxJobError, RxWorkerLostError
 from ..worker import ChunkCanceled, ChunkResult, FilePayload, InlinePayload, LocalPayload, PayloadRef, forget, run_chunk
 from . import registry
@@ -414,16 +415,28 @@ def _unguarded_script_hint(executor: Any) -> str:
     )
 
 
+def _run_in_local_process(*args: Any) -> ChunkResult:
+    """``run_chunk`` in a worker process of a caller's local process pool, its reaper installed first.
+
+    The reaper (rxspark/_reaper.py) bounds the worker's exit, so the caller's
+    own ``shutdown(wait=True)`` does not wait on what rxspark's tasks left in it
+    (a nested pool, a non-daemon thread), and ends the worker if the driver dies.
+    """
+    _reaper.install()
+    return run_chunk(*args)
+
+
 class ExecutorPool(ChunkPool):
     """A caller's executor, used as it is: rxspark never shuts it down or replaces it.
 
     Threads (``ThreadPoolExecutor``) share this process: the payload is not
     serialized and a stopped job's running chunks see its ``stop_event``
     between tasks. Process pools of this machine (``ProcessPoolExecutor``,
-    loky) get a :class:`FileStopFlag` instead of cancelled futures. Elsewhere
-    (Dask, mpi4py) only queued chunks can be stopped, by cancelling their
-    futures. A worker the executor lost fails the job: rxspark cannot repair
-    an executor it does not own.
+    loky) get a :class:`FileStopFlag` instead of cancelled futures, and their
+    workers a reaper (:func:`_run_in_local_process`). Elsewhere (Dask, mpi4py)
+    only queued chunks can be stopped, by cancelling their futures. A worker
+    the executor lost fails the job: rxspark cannot repair an executor it does
+    not own. :meth:`close` never waits on the executor.
     """
 
     def __init__(self, executor: Executor) -> None:
@@ -441,8 +454,9 @@ class ExecutorPool(ChunkPool):
         return Shipment(job.job_id, InlinePayload(job.job_id, job.plan.payload_blob), stop)
 
     def submit(self, shipment: Shipment, chunk: Chunk) -> Future[ChunkResult]:
+        run = _run_in_local_process if self.local_processes else run_chunk
         try:
-            return self.executor.submit(run_chunk, shipment.ref, chunk, not self.in_process, None, shipment.stop)
+            return self.executor.submit(run, shipment.ref, chunk, not self.in_process, None, shipment.stop)
         except Exception as exc:  # a shut-down or broken executor
             raise executor_failure(exc, chunk, shipment.job_id, self.executor) from exc
 
@@ -465,8 +479,13 @@ class RxForeachDoPar(ExecutorContext):
 
     Works with ``ThreadPoolExecutor`` (tasks run in this process),
     ``ProcessPoolExecutor``, loky's executor, Dask's ``client.get_executor()``,
-    ``mpi4py.futures`` and the like. The executor belongs to the caller: it is
-    never shut down by rxspark.
+    ``mpi4py.futures`` and the like. The executor belongs to the caller:
+    rxspark never shuts it down, and ``close()`` does not wait on it. In the
+    workers of a local process pool (``ProcessPoolExecutor``, loky) that ran
+    rxspark's chunks, whatever the tasks left behind (a nested pool, a
+    non-daemon thread) gets 2 s once the worker exits (the caller's
+    ``shutdown``); then the worker's process tree is killed, so that shutdown
+    does not hang on it. Those workers also end when this driver process dies.
 
     Args:
         executor: The executor to run chunks on.

@@ -3,8 +3,9 @@
 ``RxLocalSeq`` runs every chunk here, in order. ``RxLocalParallel`` is the
 shared run loop (executor.py) on a :class:`LokyPool`: loky worker processes
 that never re-run the user's script, a replacement pool when a worker dies,
-crash attribution from per-chunk marker files, and a stop by kill for chunks
-that ignore their stop flag.
+crash attribution from per-chunk marker files, a stop by kill for chunks
+that ignore their stop flag, and a close that never waits on what tasks left
+in the workers (with rxspark/_reaper.py in each worker).
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import time
 import weakref
 from concurrent.futures import Executor, Future, wait
 from concurrent.futures.process import BrokenProcessPool  # loky's pool errors derive from it
+from multiprocessing import connection
 from typing import TYPE_CHECKING, Any
 
+from .. import _reaper
 from ..options import cores_to_use, get_option
 from ..worker import ChunkCanceled, ChunkResult, FilePayload, InlinePayload, LocalPayload, PayloadRef, forget, run_chunk
 from . import registry
@@ -73,6 +76,7 @@ _LEAK_LIMIT_VARIABLE = "LOKY_MAX_MEMORY_LEAK_SIZE"
 def _loky() -> Any:
     try:
         import loky
+        import loky.backend.utils
         import loky.process_executor
     except ImportError as exc:  # pragma: no cover - loky is a dependency
         raise ImportError("RxLocalParallel needs loky: pip install 'loky>=3.4'") from exc
@@ -171,7 +175,8 @@ class LokyPool(ChunkPool):
     attempt. Chunks of a stopped job get a :class:`FileStopFlag`; those still
     running ``cancel_grace_seconds`` later get their processes killed (a new
     executor starts on next use, and other jobs' chunks on the killed one run
-    again, free).
+    again, free). Each worker runs rxspark's reaper (rxspark/_reaper.py): its
+    exit is bounded, and it ends when this driver process dies.
 
     Args:
         num_workers: Number of processes; None: ``rx_options()["num_cores_to_use"]`` at first use.
@@ -179,6 +184,9 @@ class LokyPool(ChunkPool):
 
     # Seconds a stopped job's running chunks get to notice their stop flag before the processes are killed.
     cancel_grace_seconds = 2.0
+    # Seconds close() waits for the workers to exit before it kills their process trees: a little
+    # more than their own reaper gives them, which kills them first unless something blocks it.
+    close_grace_seconds = _reaper.GRACE_SECONDS + 1.0
 
     def __init__(self, num_workers: int | None) -> None:
         self.num_workers = num_workers
@@ -252,13 +260,18 @@ class LokyPool(ChunkPool):
             return executor is not None and executor is not self._executor
 
     def close(self, now: bool) -> None:
-        """Stop the processes: at once if jobs are still running on them, else after the workers exit."""
+        """Stop the processes: at once if jobs are still running on them, else once the workers exit.
+
+        Never waits on what tasks left in the workers: each worker's exit is
+        bounded by its own reaper (rxspark/_reaper.py), and a worker still
+        alive ``close_grace_seconds`` later has its process tree killed here.
+        """
         if now:
             self._kill()
         with self._lock:
             executor, self._executor = self._executor, None
         if executor is not None:
-            self._shutdown(executor, wait=True)
+            self._retire(executor)
         self._private.remove()
 
     # ------------------------------------------------------------ the loky executor
@@ -271,7 +284,10 @@ class LokyPool(ChunkPool):
                 env = {} if _LEAK_LIMIT_VARIABLE in os.environ else {_LEAK_LIMIT_VARIABLE: "1e18"}
                 # Not loky.get_reusable_executor(): that is one pool per process, and two contexts
                 # (or a cancel in one) must not stop each other's pools.
-                self._executor = _loky().ProcessPoolExecutor(max_workers=workers, context=context, env=env)
+                # The reaper bounds each worker's exit and ends it with this driver (rxspark/_reaper.py).
+                self._executor = _loky().ProcessPoolExecutor(
+                    max_workers=workers, context=context, env=env, initializer=_reaper.install, initargs=(os.getpid(),)
+                )
                 self._contexts[self._executor] = context
                 self._live.add(self._executor)
             return self._executor
@@ -279,6 +295,27 @@ class LokyPool(ChunkPool):
     def _shutdown(self, executor: Executor, wait: bool, kill_workers: bool = False) -> None:
         self._live.discard(executor)
         executor.shutdown(wait=wait, kill_workers=kill_workers)  # type: ignore[call-arg]  # loky's executor
+
+    def _retire(self, executor: Executor) -> None:
+        """Shut ``executor`` down; workers that have not exited ``close_grace_seconds`` later are killed.
+
+        loky's ``shutdown(wait=True)`` would join them however long their exit
+        takes, and ``kill_workers=True`` would not give them the time to exit cleanly.
+        """
+        self._shutdown(executor, wait=False)  # sends every worker its stop sentinel
+        context = self._contexts.get(executor)
+        # A process's sentinel becomes ready when it ends (read without reaping it: loky's thread joins them).
+        running: dict[Any, Any] = {}
+        for process in context.processes().values() if context is not None else []:
+            with contextlib.suppress(ValueError):  # a process object closed already
+                running[process.sentinel] = process
+        deadline = time.monotonic() + self.close_grace_seconds
+        while running and (left := deadline - time.monotonic()) > 0:
+            for sentinel in connection.wait(list(running), timeout=left):
+                del running[sentinel]
+        for process in running.values():
+            with contextlib.suppress(Exception):  # it may end meanwhile
+                _loky().backend.utils.kill_process_tree(process)
 
     def _recover(self, broken: Executor) -> None:
         """The next chunk goes to a new executor; ``broken`` is shut down."""
@@ -352,6 +389,11 @@ class RxLocalParallel(ExecutorContext):
     (up to ``rx_options()["max_chunk_attempts"]`` times); only the chunk whose
     process died is charged an attempt, not the others the broken pool took
     down with it. User exceptions are never retried. Canceling a job stops its running chunks by restarting the pool.
+    Neither ``close()`` nor the interpreter's exit waits on what tasks left in
+    the workers (a nested process pool, an open ``multiprocessing.Pool``, a
+    non-daemon thread) for more than about 2 s: then each worker's process
+    tree is killed. The workers also end within a second of this driver
+    process's death (killed, say).
 
     Args:
         num_workers: Number of processes; None uses ``rx_options()["num_cores_to_use"]``.
