@@ -16,7 +16,7 @@ from typing import Any
 
 from .api import rx_exec, rx_get_compute_context, rx_set_compute_context
 from .contexts.base import ComputeContext
-from .contexts.executor import RxForeachDoPar
+from .contexts.dopar import RxForeachDoPar
 from .contexts.local import RxLocalParallel, RxLocalSeq
 from .errors import (
     RxArgumentError,

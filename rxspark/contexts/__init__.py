@@ -3,6 +3,7 @@
 - ``base.py``: the backend interface (``ComputeContext``) and the view of a job it gets (``JobSink``).
 - ``registry.py``: context names; every backend module registers its own.
 - ``local.py``: ``RxLocalSeq`` (in this process) and ``RxLocalParallel`` (rxspark's loky pool).
-- ``executor.py``: the run loop on a ``ChunkPool``, and ``RxForeachDoPar`` (any caller's executor).
+- ``pool.py``: the run loop on a ``ChunkPool`` (the local process pool and any caller's executor).
+- ``dopar.py``: ``RxForeachDoPar`` (any caller's ``concurrent.futures.Executor``).
 - ``spark/``: ``RxSpark``: the session, and one engine per kind of session.
 """

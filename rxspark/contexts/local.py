@@ -1,7 +1,7 @@
 """Local compute contexts: sequential in this process, and rxspark's own local process pool.
 
 ``RxLocalSeq`` runs every chunk here, in order. ``RxLocalParallel`` is the
-shared run loop (executor.py) on a :class:`LokyPool`: loky worker processes
+shared run loop (pool.py) on a :class:`LokyPool`: loky worker processes
 that never re-run the user's script, a replacement pool when a worker dies,
 crash attribution from per-chunk marker files, a stop by kill for chunks
 that ignore their stop flag, and a close that never waits on what tasks left
@@ -25,8 +25,9 @@ from .. import _reaper
 from ..options import cores_to_use, get_option
 from ..worker import ChunkCanceled, ChunkResult, FilePayload, InlinePayload, LocalPayload, PayloadRef, forget, run_chunk
 from . import registry
-from .base import ComputeContext, JobSink, check_positive_int
-from .executor import ChunkPool, ExecutorContext, FileStopFlag, PrivateDir, Shipment, executor_failure
+from .base import INLINE_PAYLOAD_BYTES, ComputeContext, JobSink, check_positive_int, deliver
+from .dopar import executor_failure
+from .pool import ChunkPool, ExecutorContext, FileStopFlag, PrivateDir, Shipment
 
 if TYPE_CHECKING:
     from ..plan import Chunk
@@ -58,14 +59,14 @@ class RxLocalSeq(ComputeContext):
                     result = run_chunk(ref, chunk, serialize_results=False, stop=job.stop_event)
                 except ChunkCanceled:
                     return
-                job.deliver(result)
+                deliver(job, result)
         finally:
             forget(ref.key)
 
 
 # Payloads larger than this are written once to a private file instead of
-# travelling with every chunk submitted to a local process pool.
-SPILL_BYTES = 1 << 20
+# travelling with every chunk submitted to a local process pool (the contract's one limit).
+SPILL_BYTES = INLINE_PAYLOAD_BYTES
 # Seconds to wait for the exit codes of a broken pool's processes (the pool is killing them).
 _EXIT_CODE_WAIT = 5.0
 # loky restarts a worker whose memory grew by more than this (when psutil is installed); rxspark's
