@@ -44,8 +44,10 @@ class ChunkFeed:
     """The chunks of an open plan, added while its job runs.
 
     The executor adds (:func:`prepare`, then :meth:`add`); the context's run loop
-    :meth:`watch`\\ es, runs ``plan.chunks`` as they grow and ends once the feed
-    is :attr:`closed` and nothing is in flight. Adding to a closed feed does nothing.
+    :meth:`watch`\\ es, runs the chunks as they grow (read with :meth:`since`, under
+    the feed's lock: an open plan's ``chunks`` and ``n_tasks`` change only there)
+    and ends once the feed is :attr:`closed` and nothing is in flight. Adding to a
+    closed feed does nothing.
     """
 
     def __init__(self, plan: TaskPlan) -> None:
@@ -73,6 +75,16 @@ class ChunkFeed:
         if wake is not None:
             wake()
         return True
+
+    def since(self, start: int) -> list[Chunk]:
+        """(The context's run loop) the chunks added from index ``start`` on, as a snapshot."""
+        with self._lock:
+            return self._plan.chunks[start:]
+
+    def chunk(self, index: int) -> Chunk:
+        """The chunk of that index (a listener of the run)."""
+        with self._lock:
+            return self._plan.chunks[index]
 
     def close(self) -> None:
         """No more chunks: the job ends once those added came back. Idempotent."""

@@ -308,8 +308,9 @@ class ExecutorContext(ComputeContext):
             held: list[Chunk] = []
             while True:
                 closed = feed is None or feed.closed  # read first: every chunk added before the close is seen below
-                while sent < len(chunks):
-                    if job.should_stop() or not run.submit(chunks[sent]):
+                # An open plan's chunks are read through its feed (a snapshot taken under the feed's lock).
+                for chunk in (chunks[sent:] if feed is None else feed.since(sent)):
+                    if job.should_stop() or not run.submit(chunk):
                         return
                     sent += 1
                 if job.should_stop() or (closed and not held and not run.in_flight()):

@@ -81,7 +81,8 @@ def calls_job(
 def take_values(job: CallsRun | None, result: ChunkResult, echo: bool) -> list[Any]:
     """A delivered chunk's values, taken out of it; its calls' arguments are let go (and its output echoed)."""
     if job is not None:
-        chunk = job.plan.chunks[result.index]
+        feed = job.plan.feed
+        chunk = job.plan.chunks[result.index] if feed is None else feed.chunk(result.index)
         chunk.calls = None  # the calls' arguments: not needed any more
         chunk.calls_blob = None
     values = result.get_values()
