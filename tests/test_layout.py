@@ -1,4 +1,5 @@
-"""The package's layout rules (DESIGN.md, "Layout"): every import points down, and modules stay small.
+"""The package's layout rules (docs/architecture.md, "Where things live"): every import points down,
+modules stay small, and the README's Layout section names every module.
 
 The import graph is built from the source with ``ast``, counting imports made
 inside functions too (they are how a cycle hides); only ``if TYPE_CHECKING:``
@@ -125,7 +126,7 @@ def test_the_graph_sees_imports_made_inside_functions():
 
 def test_no_import_cycle_among_rxsparks_modules():
     cycles = _cycles(import_graph())
-    assert not cycles, "import cycles (every import must point down; see DESIGN.md):\n" + "\n".join(
+    assert not cycles, "import cycles (every import must point down; see docs/architecture.md):\n" + "\n".join(
         " <-> ".join(c) for c in cycles
     )
 
@@ -134,3 +135,39 @@ def test_no_import_cycle_among_rxsparks_modules():
 def test_no_module_is_over_the_size_limit(name):
     lines = len(MODULES[name].read_text().splitlines())
     assert lines <= MAX_LINES, f"{name} has {lines} lines (limit {MAX_LINES}): split it by role"
+
+
+def _readme_layout() -> dict[str, str]:
+    """The README's Layout block as {entry head (e.g. ``rxspark/jobs/``): its text, continuation lines included}."""
+    text = (PACKAGE.parent / "README.md").read_text()
+    section = text.split("\n## Layout", 1)[1]
+    block = section.split("```", 2)[1]
+    entries: dict[str, str] = {}
+    head = None
+    for line in block.splitlines():
+        if line[:1] not in ("", " "):
+            head = line.split()[0]
+            entries[head] = line
+        elif head is not None:
+            entries[head] += " " + line
+    return entries
+
+
+def test_the_readme_layout_names_every_module():
+    entries = _readme_layout()
+    missing = []
+    for name, path in MODULES.items():
+        relative = path.relative_to(PACKAGE)
+        if relative.name == "__init__.py" and len(relative.parts) > 1:
+            head = f"rxspark/{relative.parent.as_posix()}/"
+            if head not in entries:
+                missing.append(head)
+            continue
+        if len(relative.parts) == 1:  # a top-level module: named in some top-level entry
+            found = any(h.count("/") == 1 and relative.name in body for h, body in entries.items())
+        else:
+            body = entries.get(f"rxspark/{relative.parent.as_posix()}/", "")
+            found = relative.name in body
+        if not found:
+            missing.append(str(relative))
+    assert not missing, f"README.md's Layout section does not name: {missing}"
