@@ -1,18 +1,16 @@
-"""Shared fixtures: the compute contexts the conformance suite runs on.
+"""Shared fixtures: the compute contexts (from the table in contexts.py) and a private job store.
 
-``cc`` is a session-scoped, parametrized fixture, so pytest groups all tests
-by context and each Spark session starts once. PySpark allows one
-SparkContext per process: the registry stops one classic Spark context before
-it starts another. "spark-connect" is a client of a local Spark Connect server
-(started once per test session, stopped by its pid at the end); a Connect
-client session lives next to a classic one in the same process.
+``cc`` is each context of the table, through the session-scoped ``cc_name``
+fixture, so pytest groups all tests by context and each Spark session starts
+once; ``contexts.on(...)`` narrows a test to a subset. The named fixtures
+(``spark_local``, ``spark_cluster``, ``spark_connect``) are the same shared
+instances, for the tests of one backend.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import cloudpickle
 import pytest
@@ -20,111 +18,30 @@ import pytest
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 sys.path.insert(0, os.path.dirname(__file__))
 
+import contexts  # noqa: E402
+import jobtasks  # noqa: E402
 import tasks  # noqa: E402
-from connect_server import ConnectServer, connect_unavailable  # noqa: E402
 
 import rxspark  # noqa: E402
 
 # Spark workers do not see the tests' sys.path: ship the test helpers by value.
 cloudpickle.register_pickle_by_value(tasks)
+cloudpickle.register_pickle_by_value(jobtasks)
 
-LOCAL_CONTEXTS = ["seq", "localpar", "dopar-thread"]
-SPARK_CONTEXTS = {
-    "spark-local": dict(master="local[2]"),
-    "spark-cluster": dict(master="local-cluster[2,1,1024]"),
-}
-ALL_CONTEXTS = LOCAL_CONTEXTS + [
-    pytest.param("spark-local", marks=pytest.mark.spark),
-    pytest.param("spark-cluster", marks=[pytest.mark.spark, pytest.mark.cluster]),
-    pytest.param("spark-connect", marks=pytest.mark.spark),
-]
-
-
-class ConnectServers:
-    """The test session's local Spark Connect server, started on first use."""
-
-    def __init__(self) -> None:
-        self.server: ConnectServer | None = None
-        self.failed: str | None = None
-
-    def url(self) -> str:
-        if self.server is None:
-            why = self.failed or connect_unavailable()
-            if why:
-                pytest.skip(why)
-            try:
-                self.server = ConnectServer().start()
-            except Exception as exc:  # noqa: BLE001 - every Connect test skips with the reason
-                self.failed = f"the local Spark Connect server did not start: {exc}"
-                pytest.skip(self.failed)
-        return self.server.url
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
-
-
-CONNECT = ConnectServers()
-
-
-class ContextRegistry:
-    """Creates contexts on demand, keeps at most one Spark context alive."""
-
-    def __init__(self) -> None:
-        self.made: dict[str, rxspark.ComputeContext] = {}
-
-    def get(self, name: str) -> rxspark.ComputeContext:
-        if name in self.made:
-            return self.made[name]
-        if name in SPARK_CONTEXTS:
-            for other in [n for n in self.made if n in SPARK_CONTEXTS]:
-                self.made.pop(other).close()
-            self.made[name] = rxspark.RxSpark(**SPARK_CONTEXTS[name], progress=False).connect()
-        elif name == "spark-connect":
-            self.made[name] = rxspark.RxSpark(remote=CONNECT.url(), progress=False).connect()
-        elif name == "seq":
-            self.made[name] = rxspark.RxLocalSeq()
-        elif name == "localpar":
-            self.made[name] = rxspark.RxLocalParallel(2)
-        elif name == "dopar-thread":
-            self.made[name] = rxspark.RxForeachDoPar(ThreadPoolExecutor(2))
-        else:
-            raise KeyError(name)
-        return self.made[name]
-
-    def close(self) -> None:
-        for cc in self.made.values():
-            cc.close()
-        self.made.clear()
-
-
-REGISTRY = ContextRegistry()
+# The local contexts, under the name test_rng.py imports them by.
+LOCAL_CONTEXTS = contexts.names(kind="local")
 
 
 def pytest_sessionfinish(session, exitstatus):
-    try:
-        REGISTRY.close()
-    finally:
-        CONNECT.stop()
-
-
-@pytest.fixture
-def spark_connect():
-    return REGISTRY.get("spark-connect")
+    contexts.SHARED.close()
 
 
 @pytest.fixture(scope="session")
-def connect_url() -> str:
-    return CONNECT.url()
+def registry() -> contexts.SharedContexts:
+    return contexts.SHARED
 
 
-@pytest.fixture(scope="session")
-def registry() -> ContextRegistry:
-    return REGISTRY
-
-
-@pytest.fixture(scope="session", params=ALL_CONTEXTS)
+@pytest.fixture(scope="session", params=contexts.params())
 def cc_name(request) -> str:
     """Session-scoped, so pytest groups the tests by context (one Spark start each)."""
     return request.param
@@ -132,18 +49,28 @@ def cc_name(request) -> str:
 
 @pytest.fixture
 def cc(cc_name):
-    """Each compute context of the conformance suite (looked up anew: the registry may have replaced it)."""
-    return REGISTRY.get(cc_name)
+    """Each compute context of the table (looked up anew: making a classic Spark context replaces the other)."""
+    return contexts.shared(cc_name)
 
 
 @pytest.fixture
 def spark_local():
-    return REGISTRY.get("spark-local")
+    return contexts.shared("spark-local")
 
 
 @pytest.fixture
 def spark_cluster():
-    return REGISTRY.get("spark-cluster")
+    return contexts.shared("spark-cluster")
+
+
+@pytest.fixture
+def spark_connect():
+    return contexts.shared("spark-connect")
+
+
+@pytest.fixture(scope="session")
+def connect_url() -> str:
+    return contexts.CONNECT.url()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -5,9 +5,10 @@
 ``rxspark.joblib`` before joblib's test module is collected, so the module's
 backend lists (built at import from ``joblib.parallel.BACKENDS``) include
 ``"rxspark"``. The backend's default compute context is the active one, set here
-from ``RXSPARK_JOBLIB_CONTEXT``: ``localpar`` (``RxLocalParallel(2)``, the
-default) or ``spark`` (``RxSpark(master="local[2]")``, started once for the run
-and closed at its end).
+from ``RXSPARK_JOBLIB_CONTEXT``: the name of a context of tests/contexts.py
+(``localpar``, the default; ``spark-local``, ``spark-connect`` ...; ``spark``
+is ``spark-local``), made once for the run (a Connect server started for it)
+and closed at its end.
 
 joblib's own backends exist in every process; a third-party backend exists where
 its module was imported. rxspark's workers import ``rxspark.joblib`` when they
@@ -26,10 +27,13 @@ import tempfile
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
+import contexts  # noqa: E402
+import pytest  # noqa: E402
+
 import rxspark  # noqa: E402
 import rxspark.joblib  # noqa: E402,F401 - registers the backend before joblib's tests are collected
 
-CONTEXTS = ("localpar", "spark")
+ALIASES = {"spark": "spark-local"}  # the name test_joblib_suite.py has used
 _context: rxspark.ComputeContext | None = None
 _site_dir: str | None = None
 _SITECUSTOMIZE = """\
@@ -41,11 +45,19 @@ except ImportError:
 
 
 def _make(name: str) -> rxspark.ComputeContext:
-    if name == "localpar":
-        return rxspark.RxLocalParallel(2)
-    if name == "spark":
-        return rxspark.RxSpark(master="local[2]", progress=False)
-    raise ValueError(f"RXSPARK_JOBLIB_CONTEXT must be one of {list(CONTEXTS)}, got {name!r}")
+    entry = contexts.CONTEXTS.get(ALIASES.get(name, name))
+    if entry is None:
+        raise pytest.UsageError(
+            f"RXSPARK_JOBLIB_CONTEXT must name a context of tests/contexts.py, one of {list(contexts.CONTEXTS)}, "
+            f"got {name!r}"
+        )
+    why = entry.needs()
+    if why:
+        raise pytest.UsageError(f"RXSPARK_JOBLIB_CONTEXT={name}: {why}")
+    try:
+        return contexts.shared(entry.name)
+    except pytest.skip.Exception as exc:  # the Connect server did not start: an error here, not a skip
+        raise pytest.UsageError(f"RXSPARK_JOBLIB_CONTEXT={name}: {exc.msg}") from None
 
 
 def _register_in_child_processes() -> None:
@@ -75,7 +87,7 @@ def pytest_unconfigure(config) -> None:
     global _context
     if _context is not None:
         rxspark.rx_set_compute_context("local")
-        _context.close()
+        contexts.SHARED.close()  # and the Connect server, if one was started for the run
         _context = None
     if _site_dir is not None:
         shutil.rmtree(_site_dir, ignore_errors=True)

@@ -6,6 +6,14 @@ interpreter's test suite is installed (Debian: ``libpython3.X-testsuite``; see
 ``scripts/ensure-test-libs.sh``), never copied here. Its helper functions travel by value.
 The only tests skipped start a child interpreter that imports the executor from
 ``concurrent.futures``, which cannot name RxExecutor.
+
+unittest classes cannot take a parametrized fixture, so one class per mixin
+and context is made here from the table in contexts.py
+(``RxSparkConnectWaitTests`` ...), on every context but the two-executor
+cluster: the executor sees only the compute context's interface, which
+local[2] and Connect already exercise on Spark, and these classes, not grouped
+by context as ``cc`` tests are, would switch the one classic SparkContext of
+the process to the cluster and back.
 """
 
 from __future__ import annotations
@@ -16,8 +24,8 @@ import sys
 import unittest
 
 import cloudpickle
+import contexts
 import pytest
-from conftest import REGISTRY
 
 from rxspark import RxExecutor
 
@@ -69,17 +77,11 @@ def _mixin(context_name: str) -> type:
 
         @property
         def executor_kwargs(self):
-            return {"compute_context": REGISTRY.get(context_name)}
+            return {"compute_context": contexts.shared(context_name)}
 
     return RxMixin
 
 
-_CONTEXTS = {
-    "Seq": ("seq", []),
-    "LocalPar": ("localpar", []),
-    "DoParThread": ("dopar-thread", []),
-    "SparkLocal": ("spark-local", [pytest.mark.spark]),
-}
 _SUITES = {
     "ExecutorTest": (cpython.ExecutorTest,),
     "WaitTests": (cpython.WaitTests,),
@@ -87,11 +89,14 @@ _SUITES = {
     "ShutdownTest": (_Skips, cpython.ExecutorShutdownTest),
 }
 
-for _label, (_name, _marks) in _CONTEXTS.items():
+for _name in contexts.names(cluster=False):
     _base = _mixin(_name)
+    _label = "".join(part.capitalize() for part in _name.split("-"))
     for _suite, _bases in _SUITES.items():
         _cls_name = f"Rx{_label}{_suite}"
         globals()[_cls_name] = type(
-            _cls_name, (_base, *_bases, cpython.BaseTestCase), {"pytestmark": _marks, "__module__": __name__}
+            _cls_name,
+            (_base, *_bases, cpython.BaseTestCase),
+            {"pytestmark": list(contexts.CONTEXTS[_name].marks), "__module__": __name__},
         )
-del _label, _name, _marks, _base, _suite, _bases, _cls_name
+del _label, _name, _base, _suite, _bases, _cls_name

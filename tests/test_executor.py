@@ -1,4 +1,11 @@
-"""RxExecutor: batching, cancellation, errors, seeded streams, bad input (CPython's own tests: test_cpython_futures.py)."""
+"""RxExecutor: batching, cancellation, errors, seeded streams, bad input (CPython's own tests: test_cpython_futures.py).
+
+The rules every context must keep run on the contexts of contexts.py (``cc``)
+but the two-executor cluster: the executor sees only the compute context's
+interface, which local[2] and Connect already exercise on Spark, so the cluster
+would add run time but no case. The pool-specific tests (open jobs, crashed
+workers) run on the shared RxLocalParallel(2).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ from concurrent.futures import CancelledError, wait
 
 import cloudpickle
 import pytest
-from conftest import REGISTRY
+from contexts import on, shared
 
 import rxspark
 from rxspark import RxArgumentError, RxArgumentTypeError, RxExecutor, RxLocalSeq
@@ -17,7 +24,7 @@ from rxspark import RxArgumentError, RxArgumentTypeError, RxExecutor, RxLocalSeq
 _here = sys.modules[__name__]
 cloudpickle.register_pickle_by_value(_here)  # the functions below must reach Spark's workers
 
-CONTEXTS = ["seq", "localpar", "dopar-thread", pytest.param("spark-local", marks=pytest.mark.spark)]
+each_context = on(cluster=False)
 
 
 def draw(k):
@@ -102,10 +109,10 @@ def test_shutdown_cancel_futures_cancels_the_queued_calls():
 
 
 @pytest.mark.parametrize("linger", [True, False])
-@pytest.mark.parametrize("name", ["localpar", pytest.param("spark-local", marks=pytest.mark.spark)])
-def test_shutdown_cancel_futures_stops_a_running_endless_call(name, linger, tmp_path):
+@on(runs_in="processes", cluster=False)  # a running call in a thread (or the caller) cannot be stopped
+def test_shutdown_cancel_futures_stops_a_running_endless_call(cc, linger, tmp_path):
     path = str(tmp_path / "beats")
-    ex = RxExecutor(compute_context=REGISTRY.get(name), linger=linger)
+    ex = RxExecutor(compute_context=cc, linger=linger)
     future = ex.submit(beat, path)
     deadline = time.monotonic() + 60
     while _size(path) < 5:  # it runs
@@ -120,7 +127,7 @@ def test_shutdown_cancel_futures_stops_a_running_endless_call(name, linger, tmp_
 @pytest.mark.parametrize("linger", [True, False])
 def test_cancelling_every_call_of_a_running_batch_stops_it(linger, tmp_path):
     path = str(tmp_path / "beats")
-    ex = RxExecutor(compute_context=REGISTRY.get("localpar"), linger=linger)
+    ex = RxExecutor(compute_context=shared("localpar"), linger=linger)
     future = ex.submit(beat, path)
     while _size(path) < 5:
         time.sleep(0.05)
@@ -130,9 +137,9 @@ def test_cancelling_every_call_of_a_running_batch_stops_it(linger, tmp_path):
 
 
 @pytest.mark.parametrize("linger", [True, False])
-@pytest.mark.parametrize("name", CONTEXTS)
-def test_result_raises_the_users_exception_with_the_remote_traceback(name, linger):
-    with RxExecutor(compute_context=REGISTRY.get(name), linger=linger) as ex:
+@each_context
+def test_result_raises_the_users_exception_with_the_remote_traceback(cc, linger):
+    with RxExecutor(compute_context=cc, linger=linger) as ex:
         future = ex.submit(explode, 7)
         with pytest.raises(KeyError, match="no key 7") as info:
             future.result()
@@ -143,18 +150,18 @@ def test_result_raises_the_users_exception_with_the_remote_traceback(name, linge
     assert "test_executor.py" in str(cause)
 
 
-@pytest.mark.parametrize("name", CONTEXTS)
-def test_seeded_calls_draw_the_same_streams_whatever_the_batching(name):
+@each_context
+def test_seeded_calls_draw_the_same_streams_whatever_the_batching(cc):
     with RxExecutor(compute_context=RxLocalSeq(), rng_seed=11) as ex:
         expected = list(ex.map(draw, range(40)))
     assert len({v for v, _ in expected}) == 40
     for max_workers in (1, 3, None):
-        with RxExecutor(max_workers=max_workers, compute_context=REGISTRY.get(name), rng_seed=11) as ex:
+        with RxExecutor(max_workers=max_workers, compute_context=cc, rng_seed=11) as ex:
             first = [ex.submit(draw, k) for k in range(10)]
             rest = list(ex.map(draw, range(10, 40)))
-            assert [f.result() for f in first] + rest == expected, (name, max_workers)
-    with RxExecutor(compute_context=REGISTRY.get(name), rng_seed=11, calls_per_chunk=1, linger=False) as ex:
-        assert [f.result() for f in [ex.submit(draw, k) for k in range(40)]] == expected, (name, "one call per chunk")
+            assert [f.result() for f in first] + rest == expected, max_workers
+    with RxExecutor(compute_context=cc, rng_seed=11, calls_per_chunk=1, linger=False) as ex:
+        assert [f.result() for f in [ex.submit(draw, k) for k in range(40)]] == expected, "one call per chunk"
     with RxExecutor(compute_context=RxLocalSeq(), rng_seed=12) as ex:
         assert list(ex.map(draw, range(40))) != expected
 
@@ -172,7 +179,7 @@ def test_calls_per_chunk_one_gives_each_call_its_own_chunk(linger, tmp_path):
     # 16 calls on 2 workers, batched together: by default 8 chunks of 2, so call 1 would share
     # call 0's chunk and wait for it; with calls_per_chunk=1 it comes back while call 0 waits.
     gate = str(tmp_path / "gate")
-    with RxExecutor(compute_context=REGISTRY.get("localpar"), calls_per_chunk=1, linger=linger) as ex:
+    with RxExecutor(compute_context=shared("localpar"), calls_per_chunk=1, linger=linger) as ex:
         futures = [ex.submit(wait_for, gate, 0)] + [ex.submit(abs, -k) for k in range(1, 16)]
         done, _ = wait(futures[1:2], timeout=30)
         open(gate, "w").close()
@@ -189,7 +196,7 @@ def test_linger_false_on_a_pool_feeds_one_open_job_while_calls_are_in_flight(tmp
     # Each submit goes out at once, as new chunks of the one job the executor keeps open while
     # calls of it are in flight (call 0 waits for the gate), not as a job per submit.
     gate = str(tmp_path / "gate")
-    with RxExecutor(compute_context=REGISTRY.get("localpar"), calls_per_chunk=1, linger=False) as ex:
+    with RxExecutor(compute_context=shared("localpar"), calls_per_chunk=1, linger=False) as ex:
         first = ex.submit(wait_for, gate, 0)
         for k in range(1, 20):  # one at a time: each is its own dispatch
             assert ex.submit(abs, -k).result(timeout=60) == k
@@ -202,7 +209,7 @@ def test_linger_false_on_a_pool_feeds_one_open_job_while_calls_are_in_flight(tmp
 def test_open_job_a_call_that_cannot_be_pickled_fails_alone():
     import threading
 
-    with RxExecutor(compute_context=REGISTRY.get("localpar"), calls_per_chunk=1, linger=False) as ex:
+    with RxExecutor(compute_context=shared("localpar"), calls_per_chunk=1, linger=False) as ex:
         futures = [ex.submit(sleepy, 1), ex.submit(sleepy, threading.Lock()), ex.submit(sleepy, 3)]
         with pytest.raises(RxArgumentError, match="cannot be serialized"):
             futures[1].result(timeout=60)
@@ -220,7 +227,7 @@ def crash_once(marker, x):
 
 def test_open_job_runs_a_call_again_when_its_worker_died(tmp_path):
     marker = str(tmp_path / "crashed")
-    with RxExecutor(compute_context=REGISTRY.get("localpar"), calls_per_chunk=1, linger=False) as ex:
+    with RxExecutor(compute_context=shared("localpar"), calls_per_chunk=1, linger=False) as ex:
         futures = [ex.submit(sleepy, 0, 0.3), ex.submit(crash_once, marker, 1)] + [ex.submit(sleepy, k, 0.01) for k in range(2, 10)]
         assert [f.result(timeout=120) for f in futures] == list(range(10))
         assert os.path.exists(marker)
@@ -230,7 +237,7 @@ def test_open_job_runs_a_call_again_when_its_worker_died(tmp_path):
 
 def test_open_job_cancelled_entirely_is_stopped_and_the_next_call_opens_another(tmp_path):
     path = str(tmp_path / "beats")
-    with RxExecutor(compute_context=REGISTRY.get("localpar"), calls_per_chunk=1, linger=False) as ex:
+    with RxExecutor(compute_context=shared("localpar"), calls_per_chunk=1, linger=False) as ex:
         future = ex.submit(beat, path)
         deadline = time.monotonic() + 60
         while _size(path) < 5:
@@ -309,27 +316,26 @@ def test_wait_sees_cancelled_futures_at_once():
 
 
 def test_plan_rng_streams_name_each_tasks_stream():
-    from rxspark.plan import build_plan
+    from rxspark.plan import lay_out
     from rxspark.rng import Streams
+    from rxspark.spec import JobSpec
 
-    common = dict(
-        elem_args=None, elem_type="nodes", once_per_elem=False, times_to_run=3, packages_to_load=None,
-        context_packages=(), exec_objects=None, task_chunk_size=None, rng_kind=None, rx_args=None,
-        local_state=None, parallelism=1, nodes=lambda: ["here"],
-    )
-    plan = build_plan(draw, (rxspark.rx_elem_arg([0, 1, 2]),), {}, rng_seed=1, rng_scope="task", rng_streams=[5, 7, 9], **common)
-    assert plan.rng.streams == (5, 7, 9) and plan.rng.stream_index(1) == 7
-    with Streams(plan.rng) as streams:
+    def plan(**rng):  # the layout of 3 tasks on a context of parallelism 1
+        spec = JobSpec.create(draw, (rxspark.rx_elem_arg([0, 1, 2]),), times_to_run=3, rng_seed=1, **rng)
+        return lay_out(spec, lambda: 1, lambda: ["here"])
+
+    named = plan(rng_scope="task", rng_streams=[5, 7, 9])
+    assert named.rng.streams == (5, 7, 9) and named.rng.stream_index(1) == 7
+    with Streams(named.rng) as streams:
         streams.start(1)
         via_map = rxspark.rng().integers(1 << 30)
-    direct = build_plan(draw, (rxspark.rx_elem_arg([0, 1, 2]),), {}, rng_seed=1, rng_scope="task", **common)
-    with Streams(direct.rng) as streams:
+    with Streams(plan(rng_scope="task").rng) as streams:
         streams.start(7)
         assert rxspark.rng().integers(1 << 30) == via_map
     for bad in (dict(rng_scope="chunk", rng_streams=[1, 2, 3]), dict(rng_scope="task", rng_streams=[1, 2]),
                 dict(rng_scope="task", rng_streams=[1, -2, 3])):
         with pytest.raises(RxArgumentError, match="rng_streams"):
-            build_plan(draw, (rxspark.rx_elem_arg([0, 1, 2]),), {}, rng_seed=1, **bad, **common)
+            plan(**bad)
 
 
 def explode_at(x, bad):
@@ -347,9 +353,9 @@ def slow_square(x, delay):
     return x * x
 
 
-@pytest.mark.parametrize("name", CONTEXTS)
-def test_map_is_one_job_with_results_in_order_and_the_first_exception_in_turn(name):
-    with RxExecutor(compute_context=REGISTRY.get(name)) as ex:
+@each_context
+def test_map_is_one_job_with_results_in_order_and_the_first_exception_in_turn(cc):
+    with RxExecutor(compute_context=cc) as ex:
         assert list(ex.map(pow, range(500), [2] * 600)) == [k * k for k in range(500)]  # zip: the shortest
         assert ex.jobs_started == 1  # one job, no Future per call
         assert list(ex.map(abs, [])) == []
@@ -369,7 +375,7 @@ def test_map_is_one_job_with_results_in_order_and_the_first_exception_in_turn(na
 def test_map_timeout_and_closing_the_iterator_cancel_the_rest(tmp_path):
     from concurrent.futures import TimeoutError as FuturesTimeout
 
-    with RxExecutor(compute_context=REGISTRY.get("localpar")) as ex:
+    with RxExecutor(compute_context=shared("localpar")) as ex:
         it = ex.map(slow_square, range(4), [3.0] * 4, timeout=0.3)
         began = time.monotonic()
         with pytest.raises(FuturesTimeout):
@@ -388,7 +394,7 @@ def test_map_timeout_and_closing_the_iterator_cancel_the_rest(tmp_path):
 
 
 def test_map_beyond_max_workers_queues_its_calls():
-    with RxExecutor(max_workers=3, compute_context=REGISTRY.get("localpar")) as ex:
+    with RxExecutor(max_workers=3, compute_context=shared("localpar")) as ex:
         assert list(ex.map(pow, range(20), [2] * 20)) == [k * k for k in range(20)]
         assert ex.jobs_started >= 7  # at most 3 calls in flight: several batches
         assert list(ex.map(pow, range(3), [2] * 3)) == [0, 1, 4]  # room for all: one job

@@ -3,7 +3,10 @@
 joblib's own backend suite runs in tests/test_joblib_suite.py; these are the
 checks of what API.md section 9 adds: seeds by call index whatever joblib's
 batching, the same scikit-learn scores on every context, the user's exception
-type, and nested calls.
+type, and nested calls. The checks that hold on every context take ``cc``
+(contexts.py), on every context but the two-executor cluster: the backend sees
+only the compute context's interface, which local[2] and Connect already
+exercise on Spark, so the cluster would add run time but no case.
 """
 
 from __future__ import annotations
@@ -15,22 +18,23 @@ import sys
 import time
 import warnings
 
+import cloudpickle
 import joblib
 import numpy as np
 import pytest
+from contexts import on, shared
 from joblib import Parallel, delayed, parallel_config
 
 import rxspark
 import rxspark.joblib
 from rxspark import RxArgumentError, RxArgumentTypeError, rx_exec
 
-CONTEXTS = ["seq", "localpar", pytest.param("spark-local", marks=pytest.mark.spark)]
+# A local classic session lets its workers import what the driver can; a Connect server's workers
+# cannot see the tests' sys.path: ship this module's functions by value.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
 SEED = 20240601
-
-
-@pytest.fixture(params=CONTEXTS)
-def context(request, registry):
-    return registry.get(request.param)
+each_context = on(cluster=False)
 
 
 def draws(_i: int) -> tuple[float, float, float]:
@@ -91,8 +95,8 @@ def test_auto_seed_is_drawn_once_and_recorded():
     assert rxspark.joblib.RxSparkBackend(rng_seed=5).rng_seed == 5
 
 
-def test_n_jobs_minus_one_is_the_contexts_parallelism(registry):
-    cc = registry.get("localpar")
+def test_n_jobs_minus_one_is_the_contexts_parallelism():
+    cc = shared("localpar")
     backend = rxspark.joblib.RxSparkBackend(compute_context=cc)
     assert backend.effective_n_jobs(-1) == cc.parallelism() == 2
     assert backend.effective_n_jobs(-2) == 1
@@ -104,30 +108,31 @@ def test_n_jobs_minus_one_is_the_contexts_parallelism(registry):
 # ---------------------------------------------------------------- seeds
 
 
-def test_call_k_draws_from_stream_k_whatever_the_batching(context):
+@each_context
+def test_call_k_draws_from_stream_k_whatever_the_batching(cc):
     n = 24
     # rx_exec's task streams are the reference: task k draws from stream (seed, k).
     expected = rx_exec(draws, rxspark.rx_elem_arg(range(n)), rng_seed=SEED, rng_scope="task", compute_context="local")
     for batch_size in (1, 5, "auto"):
-        with parallel_config(backend="rxspark", compute_context=context, rng_seed=SEED):
+        with parallel_config(backend="rxspark", compute_context=cc, rng_seed=SEED):
             got = Parallel(n_jobs=2, batch_size=batch_size)(delayed(draws)(i) for i in range(n))
         assert got == expected, batch_size
     for n_jobs in (1, -1):  # n_jobs=1 too: joblib would run it in the caller, unseeded
-        with parallel_config(backend="rxspark", compute_context=context, rng_seed=SEED):
+        with parallel_config(backend="rxspark", compute_context=cc, rng_seed=SEED):
             assert Parallel(n_jobs=n_jobs)(delayed(draws)(i) for i in range(n)) == expected, n_jobs
-    with parallel_config(backend="rxspark", compute_context=context, rng_seed=SEED + 1):
+    with parallel_config(backend="rxspark", compute_context=cc, rng_seed=SEED + 1):
         other = Parallel(n_jobs=2)(delayed(draws)(i) for i in range(n))
     assert other != expected
     assert len({d[0] for d in expected}) == n  # every call its own stream
 
 
-def test_the_drivers_global_random_states_are_left_alone(registry):
+def test_the_drivers_global_random_states_are_left_alone():
     random.seed(1)
     np.random.seed(1)
     before = random.random(), float(np.random.rand())
     random.seed(1)
     np.random.seed(1)
-    with parallel_config(backend="rxspark", compute_context=registry.get("seq"), rng_seed=SEED):
+    with parallel_config(backend="rxspark", compute_context=shared("seq"), rng_seed=SEED):
         Parallel(n_jobs=2)(delayed(draws)(i) for i in range(6))
     assert (random.random(), float(np.random.rand())) == before
 
@@ -165,22 +170,24 @@ def forest_scores(cc, seed: int) -> list[float]:
         return [float(s) for s in cross_val_score(forest, x, y, cv=4)]
 
 
-@pytest.fixture(scope="module")
-def reference(registry):
-    seq = registry.get("seq")
+@pytest.fixture(scope="session")  # the tests taking it are grouped with other modules' by context
+def reference():
+    seq = shared("seq")
     return {"grid": grid_search_scores(seq, SEED), "forest": forest_scores(seq, SEED)}
 
 
-def test_seeded_grid_search_gives_the_same_scores_on_every_context_and_run(context, reference):
-    assert grid_search_scores(context, SEED) == reference["grid"]
+@each_context
+def test_seeded_grid_search_gives_the_same_scores_on_every_context_and_run(cc, reference):
+    assert grid_search_scores(cc, SEED) == reference["grid"]
 
 
-def test_seeded_forest_in_cross_validation_gives_the_same_scores_on_every_context(context, reference):
-    assert forest_scores(context, SEED) == reference["forest"]
+@each_context
+def test_seeded_forest_in_cross_validation_gives_the_same_scores_on_every_context(cc, reference):
+    assert forest_scores(cc, SEED) == reference["forest"]
 
 
-def test_the_seed_decides_the_scores(registry, reference):
-    seq = registry.get("seq")
+def test_the_seed_decides_the_scores(reference):
+    seq = shared("seq")
     assert grid_search_scores(seq, SEED + 1) != reference["grid"]
     assert forest_scores(seq, SEED + 1) != reference["forest"]
 
@@ -201,9 +208,10 @@ def fail_at(i: int, marks: str) -> int:
     return i
 
 
-def test_a_failing_call_raises_the_users_exception_and_cancels_the_rest(context, tmp_path):
+@each_context
+def test_a_failing_call_raises_the_users_exception_and_cancels_the_rest(cc, tmp_path):
     n = 200
-    with parallel_config(backend="rxspark", compute_context=context):
+    with parallel_config(backend="rxspark", compute_context=cc):
         with pytest.raises(GameOver, match="call 3 lost") as info:
             Parallel(n_jobs=2, batch_size=1)(delayed(fail_at)(i, str(tmp_path)) for i in range(n))
     assert type(info.value) is GameOver
@@ -228,8 +236,9 @@ def nested_default(i: int) -> tuple[list[int], int]:
     return Parallel(n_jobs=2)(delayed(os.getpid)() for _ in range(3)), os.getpid()
 
 
-def test_nested_parallel_inside_a_task_runs_sequentially_on_the_worker(context):
-    with parallel_config(backend="rxspark", compute_context=context):
+@each_context
+def test_nested_parallel_inside_a_task_runs_sequentially_on_the_worker(cc):
+    with parallel_config(backend="rxspark", compute_context=cc):
         got = Parallel(n_jobs=2)(delayed(nested_rxspark)(i) for i in range(4))
     for i, (inner, values, pid, messages) in enumerate(got):
         assert values == list(range(i))
@@ -237,8 +246,9 @@ def test_nested_parallel_inside_a_task_runs_sequentially_on_the_worker(context):
         assert any("cannot be nested inside an rxspark task" in m for m in messages), messages
 
 
-def test_nested_default_parallel_inside_a_task_uses_threads_in_the_task_process(context):
-    with parallel_config(backend="rxspark", compute_context=context):
+@each_context
+def test_nested_default_parallel_inside_a_task_uses_threads_in_the_task_process(cc):
+    with parallel_config(backend="rxspark", compute_context=cc):
         got = Parallel(n_jobs=2)(delayed(nested_default)(i) for i in range(4))
     for pids, pid in got:
         assert set(pids) == {pid}

@@ -1,4 +1,9 @@
-"""User errors and unserializable results, on the local pool and on a two-executor Spark cluster.
+"""User errors and unserializable results, on every context of contexts.py whose tasks run in worker processes.
+
+That is the local pool, the two-executor Spark cluster and Spark Connect;
+Spark local[2] is left out, as the cluster covers classic Spark. Each test
+gets a pool of its own (crash tests break pools on purpose); Spark contexts
+are the session's shared ones (one SparkContext per process).
 
 User exceptions are data: never retried by any engine, reported per task
 with the remote traceback, one warning per job. With
@@ -12,6 +17,7 @@ import random
 import time
 import warnings
 
+import contexts
 import pytest
 
 from rxspark import RxTaskError, RxTaskFailureWarning, rx_elem_arg, rx_exec
@@ -21,11 +27,15 @@ from . import faults
 from .conftest import eventually, pid_alive
 
 
-@pytest.fixture(params=["localpar", pytest.param("spark-cluster", marks=[pytest.mark.spark, pytest.mark.cluster])])
-def context(request, localpar):
-    if request.param == "localpar":
-        return localpar
-    return request.getfixturevalue("spark_cluster")
+@pytest.fixture(params=contexts.params(runs_in="processes", excluding=("spark-local",)))
+def context(request):
+    entry = contexts.CONTEXTS[request.param]
+    if entry.kind == "spark":
+        yield contexts.shared(entry.name)
+        return
+    cc = entry.factory()
+    yield cc
+    cc.close()
 
 
 def test_k_of_n_failing_tasks_are_reported_once_and_never_retried(context, log_dir):
