@@ -331,24 +331,20 @@ class _Template:
             raise RxArgumentError(f"args and keyword arguments both set {clash}; give each argument once")
         kwargs.update(shared_from_args)
         t = cls(list(args), dict(kwargs), [], [], [], entries, names, {})
-        for i, a in enumerate(args):
-            if isinstance(a, rx_elem_arg):
-                t.lengths[f"positional argument {i}"] = len(a)
-                if len(a) == 1:
-                    t.args[i] = a.values[0]
+        # Every rx_elem_arg among the shared arguments becomes a per-call column (positional ones first).
+        shared: list[tuple[Any, Any, str, Any, list[Any]]] = [
+            (i, a, f"positional argument {i}", t.args, t.pos_slots) for i, a in enumerate(args)
+        ]
+        shared += [(k, v, f"keyword argument {k!r}", t.kwargs, t.kw_slots) for k, v in kwargs.items()]
+        for key, value, where, template, slots in shared:
+            if isinstance(value, rx_elem_arg):
+                t.lengths[where] = len(value)
+                if len(value) == 1:  # recycled to every call: part of the template
+                    template[key] = value.values[0]
                 else:
-                    t.pos_slots.append((i, len(t.columns)))
-                    t.args[i] = None
-                    t.columns.append(a.values)
-        for k, v in kwargs.items():
-            if isinstance(v, rx_elem_arg):
-                t.lengths[f"keyword argument {k!r}"] = len(v)
-                if len(v) == 1:
-                    t.kwargs[k] = v.values[0]
-                else:
-                    t.kw_slots.append((k, len(t.columns)))
-                    t.kwargs[k] = None
-                    t.columns.append(v.values)
+                    slots.append((key, len(t.columns)))
+                    template[key] = None
+                    t.columns.append(value.values)
         if entries is not None:
             t.lengths["elem_args" if names is not None or rx_args is None or isinstance(rx_args, Mapping) else "args"] = len(entries)
             if len(entries) == 1 and names is None:
