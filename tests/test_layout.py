@@ -156,7 +156,7 @@ def _readme_layout() -> dict[str, str]:
 def test_the_readme_layout_names_every_module():
     entries = _readme_layout()
     missing = []
-    for name, path in MODULES.items():
+    for path in MODULES.values():
         relative = path.relative_to(PACKAGE)
         if relative.name == "__init__.py" and len(relative.parts) > 1:
             head = f"rxspark/{relative.parent.as_posix()}/"
