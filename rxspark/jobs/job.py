@@ -133,7 +133,7 @@ class RxJob(BaseJob):
         plan = self.plan
         if plan is not None:
             return plan.n_tasks
-        return self.spec.n_known if self.spec.n_known is not None and not self.spec.once_per_elem else 0
+        return self.spec.n_known or 0  # None for once_per_elem too: the context's nodes decide
 
     @property
     def function_name(self) -> str:
