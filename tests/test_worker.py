@@ -39,3 +39,33 @@ def test_output_capture_survives_stdout_replaced_while_a_chunk_runs(capsys):
     assert slow.output() == "[task 0] slow done\n"
     assert replacement.getvalue() == ""  # task output never leaks into the process's streams
     assert sys.stdout is original
+
+
+RACE = """
+import sys, threading
+from rxspark.worker.capture import Capture
+stop = threading.Event()
+def churn():  # a job thread: every chunk installs and removes the stand-ins
+    while not stop.is_set():
+        with Capture():
+            pass
+thread = threading.Thread(target=churn)
+thread.start()
+try:
+    for _ in range(20000):
+        print("main thread prints while jobs run")
+finally:
+    stop.set()
+    thread.join()
+"""
+
+
+def test_printing_while_a_job_thread_swaps_the_streams_never_crashes():
+    """print() holds sys.stdout by a borrowed reference (CPython < 3.13): before the
+    stand-ins were kept alive, swapping one out in a job thread freed it under the
+    main thread's print (AttributeError on 'original', then a segfault, in 0.3 s)."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", RACE], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("main thread prints while jobs run") == 20000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import io
 import sys
 import threading
@@ -38,6 +39,31 @@ class _ThreadStream(io.TextIOBase):
 _install_lock = threading.Lock()
 _install_count = 0
 
+# Stand-ins taken out of sys.stdout/sys.stderr stay alive here, by the id of the
+# stream they wrap (alive too, so the id is not reused). CPython's print()
+# (before 3.13) holds sys.stdout by a borrowed reference while it writes: if a
+# job thread swapped out the last reference meanwhile, the main thread's print
+# would run on a freed object (AttributeError, or a segfault). Keeping them
+# also means one stream gets one stand-in, whatever the number of jobs.
+_RETAINED = 16
+_retired: collections.OrderedDict[int, _ThreadStream] = collections.OrderedDict()
+
+
+def _stand_in(stream: Any) -> _ThreadStream:
+    """The stand-in for ``stream``: the one it had before, if still kept."""
+    kept = _retired.pop(id(stream), None)
+    if kept is not None and kept.original is stream:
+        return kept
+    return _ThreadStream(stream)
+
+
+def _retire(stand_in: _ThreadStream) -> Any:
+    """Keep ``stand_in`` alive and give back the stream it wrapped."""
+    _retired[id(stand_in.original)] = stand_in
+    while len(_retired) > _RETAINED:
+        _retired.popitem(last=False)
+    return stand_in.original
+
 
 class Capture:
     """Route this thread's stdout/stderr into one buffer for the chunk.
@@ -51,9 +77,9 @@ class Capture:
         global _install_count
         with _install_lock:
             if not isinstance(sys.stdout, _ThreadStream):
-                sys.stdout = _ThreadStream(sys.stdout)  # type: ignore[assignment]
+                sys.stdout = _stand_in(sys.stdout)  # type: ignore[assignment]
             if not isinstance(sys.stderr, _ThreadStream):
-                sys.stderr = _ThreadStream(sys.stderr)  # type: ignore[assignment]
+                sys.stderr = _stand_in(sys.stderr)  # type: ignore[assignment]
             _install_count += 1
         _capture.buffer = io.StringIO()
         return _capture.buffer
@@ -65,6 +91,6 @@ class Capture:
             _install_count -= 1
             if _install_count == 0:
                 if isinstance(sys.stdout, _ThreadStream):
-                    sys.stdout = sys.stdout.original
+                    sys.stdout = _retire(sys.stdout)
                 if isinstance(sys.stderr, _ThreadStream):
-                    sys.stderr = sys.stderr.original
+                    sys.stderr = _retire(sys.stderr)
