@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import socket
 import stat
 import subprocess
@@ -99,8 +100,7 @@ def test_corrupted_records_name_the_file(store):
 
 def test_unloadable_results_name_the_file(store):
     store.create(JOB)
-    with open(os.path.join(store.root, JOB, job_store.RESULTS), "wb") as f:
-        f.write(b"not a pickle")
+    store.write_signed(JOB, job_store.RESULTS, b"not a pickle")
     with pytest.raises(RxJobError, match=f"cannot load .*{job_store.RESULTS}"):
         store.read_pickle(JOB, job_store.RESULTS)
     with pytest.raises(RxJobError, match="does not exist"):
@@ -203,3 +203,35 @@ def test_missing_parents_of_the_store_are_private_even_under_umask_0(tmp_path):
     finally:
         os.umask(old)
     assert mode(tmp_path / "home") == mode(tmp_path / "home" / ".rxspark") == mode(store.root) == 0o700
+
+
+def test_a_pickle_without_a_valid_signature_is_never_unpickled(store, tmp_path):
+    """Whatever is unpickled from a store carries the user's keyed signature (API.md section 12)."""
+    store.create(JOB)
+    marker = tmp_path / "ran"
+    evil = pickle.dumps(Evil(str(marker)))
+    path = os.path.join(store.root, JOB, job_store.RESULTS)
+    with open(path, "wb") as f:  # a plain pickle: no signature
+        f.write(evil)
+    with pytest.raises(RxJobError, match="not signed"):
+        store.read_pickle(JOB, job_store.RESULTS)
+    store.write_signed(JOB, job_store.RESULTS, pickle.dumps([1, 2]))
+    data = bytearray(open(path, "rb").read())
+    data[-3:] = evil[-3:]  # tampered after signing
+    with open(path, "wb") as f:
+        f.write(bytes(data))
+    with pytest.raises(RxJobError, match="does not match"):
+        store.read_pickle(JOB, job_store.RESULTS)
+    store.write_signed(JOB, job_store.ERROR, evil)  # a valid signature for another file name
+    os.replace(os.path.join(store.root, JOB, job_store.ERROR), path)
+    with pytest.raises(RxJobError, match="does not match"):
+        store.read_pickle(JOB, job_store.RESULTS)
+    assert not marker.exists()
+
+
+class Evil:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))

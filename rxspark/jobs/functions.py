@@ -249,7 +249,7 @@ def rx_get_jobs(
         if record is not None:
             found[job_id] = StoredJob(store, record)
     for job in list(_live.values()):  # running here, not recorded (yet): a short waiting call
-        if job.job_id not in found and not job.done() and os.path.abspath(job.share_dir) == store.root:
+        if job.job_id not in found and not job.done() and _store.store_for(job.share_dir).root == store.root:
             found[job.job_id] = job
     statuses = {job_id: job.status() for job_id, job in found.items()}
     ordered = sorted(found.values(), key=lambda j: (j.submitted_at or 0.0, j.job_id))

@@ -34,10 +34,12 @@ from typing import Any
 
 import cloudpickle
 
+from .. import _signing
 from .. import share as _share
 from .._atomic import write_atomic
 from .._private import make_private_dirs
 from ..errors import RxArgumentError, RxJobError
+from ..share import storage as _storage
 
 RECORD = "record.json"
 RESULTS = "results.pkl"
@@ -212,15 +214,29 @@ def _check_private(path: str, st: os.stat_result, what: str) -> None:
 
 
 class JobStore:
-    """The job records under one ``share_dir``.
+    """The job records under one ``share_dir``: a local directory or a URI.
+
+    A local store (a path or ``file://``) is private: its directories are
+    0700 and rxspark refuses one that another user owns or can write to. A
+    store elsewhere (``s3://``, ``hdfs://``, any ``pyarrow.fs`` URI) is
+    guarded by that storage's own permissions. On both, every file that is
+    unpickled carries a signature made with the user's key
+    (:mod:`rxspark._signing`) and is refused without a valid one.
 
     Args:
-        share_dir: The directory (``~`` is expanded). It is created (mode 0700)
-            on the first write.
+        share_dir: The directory or URI (``~`` is expanded). A local one is
+            created (mode 0700) on the first write.
     """
 
     def __init__(self, share_dir: str | os.PathLike[str]) -> None:
-        self.root = os.path.abspath(os.path.expanduser(os.fspath(share_dir)))
+        location = os.path.expanduser(os.fspath(share_dir))
+        if _storage.is_uri(location):
+            self.root = location.rstrip("/")
+            self._storage, self._base = _storage.storage_for(self.root)
+        else:
+            self.root = os.path.abspath(location)
+            self._storage, self._base = _storage.LOCAL, self.root
+        self.local = isinstance(self._storage, _storage.LocalStorage)
         self._checked = False
 
     def __repr__(self) -> str:
@@ -229,10 +245,17 @@ class JobStore:
     # -------------------------------------------------------- paths and checks
 
     def job_dir(self, job_id: str) -> str:
-        return os.path.join(self.root, check_job_id(job_id))
+        """The job's directory, as a path inside the store's filesystem."""
+        return self._storage.join(self._base, check_job_id(job_id))
 
     def path(self, job_id: str, name: str) -> str:
-        return os.path.join(self.root, job_id, name)
+        """A file of the job (``name`` may contain ``/``), as a path inside the store's filesystem."""
+        return self._storage.join(self.job_dir(job_id), name)
+
+    def location(self, job_id: str, name: str = "") -> str:
+        """Where a job file is, as users name it (a local path, or a URI under the share_dir)."""
+        where = _storage.join(self.root, job_id)
+        return _storage.join(where, name) if name else where
 
     def check(self) -> bool:
         """Whether the store's root exists, after checking it is this user's own and private (``rxspark doctor``).
@@ -245,6 +268,16 @@ class JobStore:
     def _check_root(self, create: bool) -> bool:
         """Make sure the root is ours and private enough; True if it exists."""
         if self._checked:
+            return True
+        if not self.local:
+            try:
+                if self._storage.stat(self._base) is None and not self._storage.list_dirs(self._base):
+                    if not create:
+                        return False
+                    self._storage.make_dirs(self._base)
+            except Exception as exc:  # noqa: BLE001 - pyarrow raises OSError and its own types
+                raise RxJobError(f"cannot reach the job store {self.root}: {type(exc).__name__}: {exc}") from exc
+            self._checked = True
             return True
         try:
             st = os.stat(self.root)
@@ -263,6 +296,8 @@ class JobStore:
         return True
 
     def _check_job_dir(self, job_dir: str) -> bool:
+        if not self.local:
+            return self._storage.exists(self._storage.join(job_dir, RECORD))
         try:
             st = os.stat(job_dir)
         except FileNotFoundError:
@@ -275,8 +310,15 @@ class JobStore:
     # -------------------------------------------------------- writing
 
     def create(self, job_id: str) -> str:
-        """Create the job's directory (0700); return its path."""
+        """Create the job's directory (0700 when local); return its path."""
         job_dir = self.job_dir(job_id)
+        if not self.local:
+            self._check_root(create=True)
+            try:
+                self._storage.make_dirs(job_dir)
+            except Exception as exc:  # noqa: BLE001
+                raise RxJobError(f"cannot create the job entry {self.location(job_id)}: {exc}") from exc
+            return job_dir
         for attempt in range(2):
             self._check_root(create=True)
             try:
@@ -294,31 +336,77 @@ class JobStore:
         os.chmod(job_dir, 0o700)  # the umask may have removed bits we need
         return job_dir
 
+    def make_subdir(self, job_id: str, name: str) -> None:
+        """Create a directory inside the job's (private when local)."""
+        path = self.path(job_id, name)
+        if self.local:
+            make_private_dirs(path)
+        else:
+            self._storage.make_dirs(path)
+
+    def write_bytes(self, job_id: str, name: str, data: bytes) -> None:
+        """Write ``data`` atomically as the job's file ``name`` (the job directory must exist)."""
+        self._storage.put(self.path(job_id, name), data)
+
     def write_record(self, job_id: str, record: dict[str, Any]) -> None:
         """Write ``record`` atomically as the job's record.json (the job directory must exist)."""
-        write_atomic(self.path(job_id, RECORD), json.dumps(record, default=str).encode())
+        if self.local:  # FileNotFoundError when the job's directory was removed: the recorder relies on it
+            write_atomic(self.path(job_id, RECORD), json.dumps(record, default=str).encode())
+        else:
+            self.write_bytes(job_id, RECORD, json.dumps(record, default=str).encode())
+
+    def write_signed(self, job_id: str, name: str, data: bytes) -> None:
+        """Write ``data`` with its signature (see :mod:`rxspark._signing`) as the job's file ``name``."""
+        self.write_bytes(job_id, name, _signing.sign(f"{job_id}/{name}", data))
 
     def write_pickle(self, job_id: str, name: str, value: Any) -> None:
-        """Write ``cloudpickle(value)`` atomically as ``name`` in the job's directory."""
-        write_atomic(self.path(job_id, name), cloudpickle.dumps(value))
+        """Write ``cloudpickle(value)``, signed, atomically as ``name`` in the job's directory."""
+        self.write_signed(job_id, name, cloudpickle.dumps(value))
 
     def request_cancel(self, job_id: str) -> None:
-        write_atomic(self.path(job_id, CANCEL), f"{owner()['pid']}@{owner()['host']} {time.time()}\n".encode())
+        self.write_bytes(job_id, CANCEL, f"{owner()['pid']}@{owner()['host']} {time.time()}\n".encode())
 
     def cancel_requested(self, job_id: str) -> bool:
-        return os.path.exists(self.path(job_id, CANCEL))
+        return self._storage.exists(self.path(job_id, CANCEL))
+
+    def delete(self, job_id: str, name: str) -> None:
+        """Delete one file of the job (no error if it is gone)."""
+        self._storage.delete(self.path(job_id, name))
 
     def remove(self, job_id: str) -> bool:
         """Delete the job's directory and run the cleanup hooks. True if there was a directory."""
         job_dir = self.job_dir(job_id)
         existed = False
-        if self._check_job_dir(job_dir):
-            shutil.rmtree(job_dir, ignore_errors=True)
+        if self.local:
+            if self._check_job_dir(job_dir):
+                shutil.rmtree(job_dir, ignore_errors=True)
+                existed = True
+        elif self._storage.list_files(job_dir) or self._storage.list_dirs(job_dir):
+            self._storage.delete_tree(job_dir)
             existed = True
         run_cleanup_hooks(job_id, self.root)
         return existed
 
     # -------------------------------------------------------- reading
+
+    def read_bytes(self, job_id: str, name: str) -> bytes | None:
+        """The content of the job's file ``name``, or None if it is not there (local files are checked private)."""
+        path = self.path(job_id, name)
+        if self.local:
+            try:
+                with open(path, "rb") as f:
+                    _check_private(path, os.fstat(f.fileno()), "job file")
+                    return f.read()
+            except FileNotFoundError:
+                return None
+        try:
+            return bytes(self._storage.read(path))
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
+                return None
+            raise
 
     def read_record(self, job_id: str) -> dict[str, Any] | None:
         """The job's record, or None if the store has no such job.
@@ -327,14 +415,14 @@ class JobStore:
             RxJobError: The record is corrupted, or the store is not private to this user.
         """
         job_dir = self.job_dir(job_id)
-        if not self._check_root(create=False) or not self._check_job_dir(job_dir):
+        if not self._check_root(create=False):
             return None
-        path = os.path.join(job_dir, RECORD)
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
+        if self.local and not self._check_job_dir(job_dir):
             return None
+        data = self.read_bytes(job_id, RECORD)
+        if data is None:
+            return None
+        path = self.location(job_id, RECORD)
         try:
             record = json.loads(data)
         except ValueError as exc:
@@ -346,30 +434,50 @@ class JobStore:
             raise RxJobError(f"the record of job {job_id} at {path} is corrupted (not a record of this job)")
         return record
 
-    def read_pickle(self, job_id: str, name: str) -> Any:
-        path = self.path(job_id, name)
+    def read_signed(self, job_id: str, name: str) -> memoryview:
+        """The data of the job's signed file ``name``, its signature checked.
+
+        Raises:
+            RxJobError: The file is missing or unreadable; :class:`rxspark._signing.SignatureError`
+                (an ``RxJobError``) when its signature is not valid.
+        """
+        where = self.location(job_id, name)
         try:
-            st = os.stat(path)
-            _check_private(path, st, "job file")
-            with open(path, "rb") as f:
-                return cloudpickle.load(f)
-        except FileNotFoundError:
-            raise RxJobError(f"job {job_id}: {path} does not exist (cleaned up?)") from None
+            data = self.read_bytes(job_id, name)
         except RxJobError:
             raise
+        except Exception as exc:  # noqa: BLE001 - report what could not be read, and where
+            raise RxJobError(f"job {job_id}: cannot read {where}: {type(exc).__name__}: {exc}") from exc
+        if data is None:
+            raise RxJobError(f"job {job_id}: {where} does not exist (cleaned up?)")
+        return _signing.verify(f"{job_id}/{name}", data, where)
+
+    def read_pickle(self, job_id: str, name: str) -> Any:
+        """Unpickle the job's file ``name`` once its signature is checked.
+
+        Raises:
+            RxJobError: Missing, unsigned, tampered with, or not loadable here.
+        """
+        data = self.read_signed(job_id, name)
+        try:
+            return cloudpickle.loads(data)
         except Exception as exc:  # noqa: BLE001 - report what could not be loaded, and where
-            raise RxJobError(f"job {job_id}: cannot load {path}: {type(exc).__name__}: {exc}") from exc
+            raise RxJobError(f"job {job_id}: cannot load {self.location(job_id, name)}: {type(exc).__name__}: {exc}") from exc
+
+    def list_names(self, job_id: str, name: str) -> list[str]:
+        """The files in the job's directory ``name`` (hidden temporary files left out)."""
+        return [e.name for e in self._storage.list_files(self.path(job_id, name)) if not e.name.startswith(".")]
 
     def job_ids(self) -> Iterator[str]:
-        """Ids of the jobs in the store (directories with a job-id name), oldest first by name."""
+        """Ids of the jobs in the store (directories with a job-id name and a record), oldest first by name."""
         if not self._check_root(create=False):
             return
         try:
-            names = sorted(os.listdir(self.root))
-        except OSError as exc:
+            names = sorted(self._storage.list_dirs(self._base))
+        except Exception as exc:  # noqa: BLE001
             raise RxJobError(f"cannot list the job store {self.root}: {exc}") from exc
         for name in names:
-            if _JOB_ID.match(name) and os.path.isfile(os.path.join(self.root, name, RECORD)):
+            if _JOB_ID.match(name) and self._storage.exists(self._storage.join(self._storage.join(self._base, name), RECORD)):
                 yield name
 
 

@@ -130,6 +130,19 @@ class Storage(abc.ABC):
     def delete(self, path: str) -> None:
         """Delete a file; no error if it is already gone."""
 
+    @abc.abstractmethod
+    def list_dirs(self, directory: str) -> list[str]:
+        """The names of the directories directly in ``directory``; empty if it does not exist."""
+
+    @abc.abstractmethod
+    def delete_tree(self, directory: str) -> None:
+        """Delete a directory and everything in it; no error if it is already gone."""
+
+    def put(self, path: str, data: bytes) -> None:
+        """Write ``data`` as the whole file at ``path``, atomically: readers see the old file or all of the new one."""
+        with self.atomic_output(path) as out:
+            out.write(data)
+
     def local_path(self, path: str) -> str | None:
         """A path this process can memory-map, or None (the file must be read through :meth:`read`)."""
         return None
@@ -178,6 +191,18 @@ class LocalStorage(Storage):
             os.unlink(path)
         except FileNotFoundError:
             pass
+
+    def list_dirs(self, directory: str) -> list[str]:
+        try:
+            with os.scandir(directory) as it:
+                return [entry.name for entry in it if entry.is_dir(follow_symlinks=False)]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def delete_tree(self, directory: str) -> None:
+        import shutil
+
+        shutil.rmtree(directory, ignore_errors=True)
 
     def local_path(self, path: str) -> str:
         return path
@@ -242,6 +267,34 @@ class ArrowStorage(Storage):
         except OSError as exc:
             if "not found" not in str(exc).lower() and "does not exist" not in str(exc).lower():
                 raise
+
+
+    def list_dirs(self, directory: str) -> list[str]:
+        from pyarrow import fs as pafs
+
+        try:
+            infos = self.filesystem.get_file_info(pafs.FileSelector(directory, allow_not_found=True))
+        except FileNotFoundError:
+            return []
+        return [info.base_name for info in infos if info.type == pafs.FileType.Directory]
+
+    def delete_tree(self, directory: str) -> None:
+        try:
+            self.filesystem.delete_dir(directory)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if "not found" not in str(exc).lower() and "does not exist" not in str(exc).lower():
+                raise
+
+    def put(self, path: str, data: bytes) -> None:
+        # An object store makes an object visible only once its upload completes: one put is atomic
+        # (a write-then-rename would be a copy and a delete there). Elsewhere (HDFS) the rename is.
+        if self.filesystem.type_name in ("s3", "gcs"):
+            with self.filesystem.open_output_stream(path) as out:
+                out.write(data)
+        else:
+            super().put(path, data)
 
 
 def _mtime(info: Any) -> float:
