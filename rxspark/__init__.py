@@ -43,6 +43,7 @@ from .jobs import (
     rx_get_job_results,
     rx_get_job_status,
     rx_get_jobs,
+    rx_resume_job,
     rx_wait_for_job,
 )
 from .options import rx_options
@@ -50,7 +51,7 @@ from .rng import rng
 from .share import RxShared, rx_share
 from .spec import rx_elem_arg
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 # Names whose modules import pyspark (lazily, on use): resolved on first access.
 _LAZY = {
@@ -106,6 +107,7 @@ __all__ = [
     "rx_get_job_status",
     "rx_get_jobs",
     "rx_options",
+    "rx_resume_job",
     "rx_set_compute_context",
     "rx_wait_for_job",
     "rx_share",

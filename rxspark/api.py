@@ -74,6 +74,8 @@ def rx_exec(
     callback: Callable[[Any], Any] | None = None,
     args: dict[str, Any] | list[dict[str, Any]] | None = None,
     local_state: dict[str, Any] | None = None,
+    durable: bool | None = None,
+    detach: bool = False,
     **kwargs: Any,
 ) -> Any:
     """Run ``function`` once per task, in parallel on a compute context.
@@ -103,6 +105,11 @@ def rx_exec(
         callback: Called on the driver with each task's result as chunks complete.
         args: revoscalepy form: a dict of keyword arguments for every call, or a list of dicts, one call each.
         local_state: revoscalepy form of ``exec_objects`` (a dict).
+        durable: Checkpoint every finished chunk in the job store, so ``rx_resume_job`` can finish
+            the job if its driver dies. None: a job that does not wait is durable from its start, a
+            waiting call once it has run longer than the record delay; True: from the start; False: never.
+        detach: Run the job in a driver process of its own that outlives this one (needs
+            ``wait=False``; implies ``durable``); returns its ``RxJob`` at once.
         **kwargs: Keyword arguments for every call (``rx_elem_arg`` for per-call values).
 
     Returns:
@@ -154,6 +161,10 @@ def run(
     """
     context = _slot.current() if compute_context is None else _context_from(compute_context, "compute_context")
     spec = JobSpec.create(function, call_args, kwargs, frame=frame, context_packages=context.packages_to_load, **options)
+    if spec.detach:
+        from .jobs.detach import submit_detached
+
+        return submit_detached(spec, context)
     job = RxJob(spec, context)
     if not (context.wait if spec.wait is None else spec.wait):
         job.start_background()

@@ -74,17 +74,26 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
     if not jobs:
         print(f"no jobs in {share_dir}" + (f" with state {', '.join(states)}" if states else ""))
         return 0
-    rows = [["JOB ID", "STATUS", "TASKS", "FUNCTION", "CONTEXT", "SUBMITTED", "OWNER"]]
+    rows = [["JOB ID", "STATUS", "TASKS", "CHUNKS SAVED", "FUNCTION", "CONTEXT", "SUBMITTED", "OWNER"]]
+    resumable = []
     for job in jobs.values():
         status = job.status()
         done, total = job.progress()
+        saved = "-"
         if isinstance(job, StoredJob):
             record = job.record
             context, who = record.context_name, f"{record.owner_pid}@{record.owner_host}"
+            chunks = job.chunks_saved() if record.durable else None
+            if chunks is not None:
+                saved = f"{chunks[0]}/{chunks[1]}"
+                if status == "undetermined":
+                    resumable.append(job.resume_command())
         else:
             context, who = type(job.context).__name__, f"{os.getpid()}"
-        rows.append([job.job_id, status, f"{done}/{total}", job.function_name, context, _when(job.submitted_at), who])
+        rows.append([job.job_id, status, f"{done}/{total}", saved, job.function_name, context, _when(job.submitted_at), who])
     print(_table(rows))
+    for command in resumable:
+        print(f"resume with: {command}")
     return 0
 
 
@@ -156,6 +165,34 @@ def _cancel(args: argparse.Namespace, share_dir: str) -> int:
         time.sleep(0.1)
 
 
+def _resume(args: argparse.Namespace, share_dir: str) -> int:
+    """``rxspark job resume JOB_ID [--context NAME] [--master M] [--no-wait]``."""
+    from .jobs.resume import rx_resume_job
+
+    name = args.context or ("spark" if args.master else "local")
+    options: dict[str, Any] = {"share_dir": share_dir}
+    if args.master:
+        if name not in ("spark", "RxSpark"):
+            print("--master needs --context spark", file=sys.stderr)
+            return 2
+        options["master"] = args.master
+    from .contexts import registry
+
+    context = type(registry.resolve(name, "--context"))(**options)  # its own, on this store
+    try:
+        if args.no_wait:
+            job = rx_resume_job(args.job_id, compute_context=context, wait=False, share_dir=share_dir)
+            print(f"job {args.job_id} resumed in process {os.getpid()}; waiting for it (--no-wait returns when this command is stopped)")
+            job.wait_done()
+            print(job.status())
+            return 0
+        results = rx_resume_job(args.job_id, compute_context=context, wait=True, share_dir=share_dir)
+    finally:
+        context.close()
+    print(f"job {args.job_id} finished: {len(results)} results")
+    return 0
+
+
 def _cmd_job(args: argparse.Namespace) -> int:
     from .jobs import rx_cleanup_jobs, rx_get_job_output, rx_get_job_status
 
@@ -177,6 +214,8 @@ def _cmd_job(args: argparse.Namespace) -> int:
         return _results(args, share_dir)
     if args.action == "cancel":
         return _cancel(args, share_dir)
+    if args.action == "resume":
+        return _resume(args, share_dir)
     # cleanup
     removed = rx_cleanup_jobs(job_id, force=args.force, **where)
     if removed:
@@ -386,8 +425,8 @@ def _parser() -> argparse.ArgumentParser:
     jobs.add_argument("--state", action="append", metavar="STATE", help="only jobs in this state (repeat or comma-separate)")
     jobs.set_defaults(run=_cmd_jobs)
 
-    job = sub.add_parser("job", help="one job: status, output, results, cancel, cleanup")
-    job.add_argument("action", choices=["status", "output", "results", "cancel", "cleanup"])
+    job = sub.add_parser("job", help="one job: status, output, results, cancel, cleanup, resume")
+    job.add_argument("action", choices=["status", "output", "results", "cancel", "cleanup", "resume"])
     job.add_argument("job_id", metavar="JOB_ID")
     job.add_argument("--share-dir", metavar="DIR", help=store_help)
     job.add_argument("--force", action="store_true", help="cleanup: also delete unretrieved results or a corrupted record")
@@ -395,6 +434,9 @@ def _parser() -> argparse.ArgumentParser:
     job.add_argument("--wait", action="store_true", help="results: wait for the job to end")
     job.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                      help="results: wait this long at most (default 0); cancel: wait this long for the job's process to act (default 5)")
+    job.add_argument("--context", metavar="NAME", help="resume: where the missing chunks run (local, localpar, spark; default local, or spark with --master)")
+    job.add_argument("--master", metavar="M", help="resume: a Spark master URL for the context (e.g. local[4], spark://host:7077, yarn)")
+    job.add_argument("--no-wait", action="store_true", help="resume: keep the results in the store for `rxspark job results` instead of printing a summary")
     job.add_argument("--save", metavar="FILE", help="results: write them to FILE (cloudpickle) instead of printing")
     job.set_defaults(run=_cmd_job)
 

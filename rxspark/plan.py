@@ -13,6 +13,7 @@ share: :class:`Payload` (what every task of a job shares), :class:`Chunk`,
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -131,35 +132,59 @@ class TaskPlan:
     feed: ChunkFeed | None = None
     # The spec it was laid out from (None for an open plan).
     spec: JobSpec | None = field(default=None, repr=False, compare=False)
+    # A resumed job runs only its chunks without a checkpoint: ``chunks`` lists those, and this
+    # is how many the job has in all (None: ``len(chunks)``).
+    total_chunks: int | None = None
 
     @property
     def rng(self) -> _rng.RngSpec | None:
         return self.payload.rng
 
+    @property
+    def chunk_count(self) -> int:
+        """The job's number of chunks (those to run and, for a resumed job, those saved)."""
+        return len(self.chunks) if self.total_chunks is None else self.total_chunks
+
+    def only(self, indices: set[int] | list[int]) -> TaskPlan:
+        """This plan with only the chunks ``indices`` to run (the others are done)."""
+        wanted = set(indices)
+        return dataclasses.replace(self, chunks=[c for c in self.chunks if c.index in wanted], total_chunks=self.chunk_count)
+
     def chunk_of(self, task_index: int) -> int:
         return task_index // self.chunk_size
 
 
-def lay_out(spec: JobSpec, parallelism: Callable[[], int], nodes: Callable[[], Sequence[str]]) -> TaskPlan:
+def lay_out(
+    spec: JobSpec,
+    parallelism: Callable[[], int],
+    nodes: Callable[[], Sequence[str]],
+    stored: dict[str, Any] | None = None,
+) -> TaskPlan:
     """Lay out ``spec``'s tasks in chunks for a context.
 
     Args:
         spec: The job.
         parallelism: The context's parallelism (the default number of chunks).
         nodes: The context's node names (``elem_type="nodes"``, ``once_per_elem``).
+        stored: A durable job's stored layout (``n_tasks``, ``chunk_size``, ``nodes``): used as it
+            is, whatever the context (a resumed job keeps the chunks it had).
 
     Raises:
         RxArgumentError: What the context's facts make impossible (``once_per_elem`` with another
             count than its nodes, more streams than the generator kind has), or per-call values
             that cannot be serialized.
     """
-    n, node_names = spec.count(parallelism, nodes)
-    if spec.once_per_elem:
-        chunk_size = 1  # one task on each node
-    elif spec.task_chunk_size is not None:
-        chunk_size = spec.task_chunk_size
+    if stored is not None:
+        n, node_names = int(stored["n_tasks"]), stored.get("nodes")
+        chunk_size = int(stored["chunk_size"])
     else:
-        chunk_size = max(1, math.ceil(n / max(1, parallelism())))
+        n, node_names = spec.count(parallelism, nodes)
+        if spec.once_per_elem:
+            chunk_size = 1  # one task on each node
+        elif spec.task_chunk_size is not None:
+            chunk_size = spec.task_chunk_size
+        else:
+            chunk_size = max(1, math.ceil(n / max(1, parallelism())))
     n_chunks = math.ceil(n / chunk_size) if n else 0
     rng = spec.rng
     if rng is not None:

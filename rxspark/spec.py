@@ -107,6 +107,9 @@ class JobSpec:
         console_output: Print the tasks' output when results are collected (None: the context's).
         auto_cleanup: Delete the job's artifacts once its outcome is handed out (None: the context's).
         wait: Block for the results (None: the context's).
+        durable: Checkpoint each finished chunk in the job store (None: a job that does not wait from
+            its start, a waiting call once it has run the record delay; API.md section 12).
+        detach: Run the job in a driver process of its own that outlives the caller (implies ``durable``).
         callback: Called on the driver with each task's result (not serialized).
     """
 
@@ -126,6 +129,8 @@ class JobSpec:
     console_output: bool | None = None
     auto_cleanup: bool | None = None
     wait: bool | None = None
+    durable: bool | None = None
+    detach: bool = False
     callback: Callable[[Any], Any] | None = field(default=None, compare=False)
 
     # ------------------------------------------------------------ what it says
@@ -175,6 +180,8 @@ class JobSpec:
         rng_scope: Any = "chunk",
         rng_streams: Sequence[int] | None = None,
         wait: Any = None,
+        durable: Any = None,
+        detach: Any = False,
         callback: Any = None,
         args: Any = None,
         local_state: Any = None,
@@ -189,7 +196,7 @@ class JobSpec:
             context_packages: The compute context's ``packages_to_load`` (imported first).
             elem_args, elem_type, once_per_elem, times_to_run, packages_to_load, exec_objects,
                 task_chunk_size, console_output, auto_cleanup, continue_on_failure, rng_seed,
-                rng_kind, rng_scope, wait, callback, args, local_state: As for ``rx_exec``
+                rng_kind, rng_scope, wait, durable, detach, callback, args, local_state: As for ``rx_exec``
                 (``args`` is revoscalepy's form: a dict for every call, or a list of dicts, one per call).
             rng_streams: (``rng_scope="task"`` only) the stream of each task instead of its
                 index: RxExecutor names a call's stream by its submission order.
@@ -204,6 +211,14 @@ class JobSpec:
         for name, value in (("console_output", console_output), ("auto_cleanup", auto_cleanup), ("wait", wait)):
             check_bool(name, value, allow_none=True)
         check_bool("continue_on_failure", continue_on_failure)
+        check_bool("durable", durable, allow_none=True)
+        check_bool("detach", detach)
+        if detach and wait is True:
+            raise RxArgumentError("detach=True needs wait=False (the job runs in a driver process of its own)")
+        if detach and durable is False:
+            raise RxArgumentError("detach=True implies durable: it cannot be combined with durable=False")
+        if detach and callback is not None:
+            raise RxArgumentError("detach=True cannot call a callback: the job runs in another process (collect it with rx_get_job_results)")
         if callback is not None and not callable(callback):
             raise RxArgumentTypeError(f"callback must be callable or None, got {type(callback).__name__}")
         if elem_type not in ELEM_TYPES:
@@ -278,7 +293,9 @@ class JobSpec:
             continue_on_failure=continue_on_failure,
             console_output=console_output,
             auto_cleanup=auto_cleanup,
-            wait=wait,
+            wait=False if detach else wait,
+            durable=True if detach else durable,
+            detach=bool(detach),
             callback=callback,
         )
 

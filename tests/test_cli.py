@@ -40,7 +40,7 @@ def test_jobs_lists_the_store(share_dir):
     assert out.returncode == 0, out.stderr
     header, row = out.stdout.strip().splitlines()
     assert header.split()[:4] == ["JOB", "ID", "STATUS", "TASKS"]
-    assert row.split()[:5] == [job.job_id, "finished", "3/3", "shout", "RxLocalSeq"]
+    assert row.split()[:6] == [job.job_id, "finished", "3/3", "3/3", "shout", "RxLocalSeq"]  # TASKS, CHUNKS SAVED
     assert rxspark_cmd("jobs", "--share-dir", share_dir, "--state", "running,canceled").stdout.startswith("no jobs")
     assert job.job_id in rxspark_cmd("jobs", "--share-dir", share_dir, "--state", "finished").stdout
 

@@ -19,13 +19,26 @@ def mode(path):
 
 
 def test_the_store_is_private(share_dir):
-    job = rx_exec(tasks.add, rx_elem_arg(range(2)), wait=False, auto_cleanup=False)
+    job = rx_exec(tasks.add, rx_elem_arg(range(2)), wait=False, auto_cleanup=False, durable=False)
     job.result(timeout=60)
     job_dir = os.path.join(share_dir, job.job_id)
     assert mode(share_dir) == 0o700 and mode(job_dir) == 0o700
     assert sorted(os.listdir(job_dir)) == ["record.json", "results.pkl"]  # no temporary files left
     for name in os.listdir(job_dir):
         assert mode(os.path.join(job_dir, name)) == 0o600
+
+
+def test_a_durable_jobs_entry_is_private_too(share_dir):
+    job = rx_exec(tasks.add, rx_elem_arg(range(4)), task_chunk_size=2, wait=False, auto_cleanup=False)
+    job.result(timeout=60)
+    job_dir = os.path.join(share_dir, job.job_id)
+    # The results are the chunk checkpoints: no second copy in results.pkl.
+    assert sorted(os.listdir(job_dir)) == ["chunks", "job.pkl", "layout.json", "lease.json", "record.json"]
+    assert sorted(os.listdir(os.path.join(job_dir, "chunks"))) == ["00000000.pkl", "00000001.pkl"]
+    assert mode(os.path.join(job_dir, "chunks")) == 0o700
+    for folder, _, files in os.walk(job_dir):
+        for name in files:
+            assert mode(os.path.join(folder, name)) == 0o600
 
 
 def test_secrets_are_redacted_from_records(share_dir):

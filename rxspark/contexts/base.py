@@ -208,6 +208,28 @@ class ComputeContext:
         """A JSON-able description for job records."""
         return {"context": type(self).__name__, "parallelism": self.parallelism()}
 
+    # Whether another process can build this context again from :meth:`recipe` (a detached driver).
+    can_detach = True
+
+    def recipe(self) -> dict[str, Any]:
+        """How to build this context again in another process: ``{"class": "module.Name", "kwargs": {...}}``.
+
+        A detached driver runs its job on it (``rx_exec(..., detach=True)``): the
+        same kind of context with the same settings, never this process's engine.
+        """
+        kwargs = {
+            "console_output": self.console_output,
+            "auto_cleanup": self.auto_cleanup,
+            "packages_to_load": list(self.packages_to_load),
+            "share_dir": self.share_dir,
+            "progress": False,
+        }
+        return {"class": f"{type(self).__module__}.{type(self).__qualname__}", "kwargs": {**kwargs, **self._recipe_kwargs()}}
+
+    def _recipe_kwargs(self) -> dict[str, Any]:
+        """The subclass's own constructor arguments for :meth:`recipe`."""
+        return {}
+
     def __enter__(self) -> ComputeContext:
         self._previous.append(_active.swap(self))
         return self

@@ -148,6 +148,8 @@ class RxForeachDoPar(ExecutorContext):
 
     name = "RxForeachDoPar"
 
+    can_detach = False  # the caller's executor lives in the caller's process
+
     def __init__(self, executor: Executor, wait: bool = True, num_workers: int | None = None, **kwargs: Any) -> None:
         if not isinstance(executor, Executor) and not callable(getattr(executor, "submit", None)):
             raise RxArgumentTypeError(

@@ -420,6 +420,9 @@ class RxLocalParallel(ExecutorContext):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "num_workers": self.num_workers}
 
+    def _recipe_kwargs(self) -> dict[str, Any]:
+        return {"num_workers": self.num_workers}
+
     def __repr__(self) -> str:
         return f"RxLocalParallel(num_workers={self.num_workers}, wait={self.wait})"
 

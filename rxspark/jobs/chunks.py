@@ -49,6 +49,10 @@ class Chunks:
         with self._lock:
             return sorted(set(range(n_chunks)) - set(self._by_index))
 
+    def delivered(self) -> list[ChunkResult]:
+        """The delivered chunks, in chunk order."""
+        return self._in_order()
+
     def _in_order(self) -> list[ChunkResult]:
         with self._lock:
             return [self._by_index[k] for k in sorted(self._by_index)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from .. import _active
@@ -84,7 +84,7 @@ def _cleaned(job: RxJob) -> bool:
     if getattr(recorder, "cleaned", False):
         return True
     if getattr(recorder, "recorded", False):
-        return not os.path.exists(_store.store_for(job.share_dir).job_dir(job.job_id))
+        return not _store.store_for(job.share_dir).exists(job.job_id)
     return False
 
 
@@ -130,6 +130,7 @@ def rx_get_job_results(
     timeout: float | None = None,
     compute_context: ComputeContext | None = None,
     share_dir: str | None = None,
+    as_iterator: bool = False,
 ) -> Any:
     """The results of a job, waiting for it to end if needed.
 
@@ -139,6 +140,9 @@ def rx_get_job_results(
         auto_cleanup: Delete the job's artifacts once the results are returned
             (None: the job's setting).
         timeout: Seconds to wait at most (None: no limit).
+        as_iterator: Yield the results in task order instead; a durable job's are read from
+            the store chunk by chunk, never all in memory at once. The artifacts are cleaned up
+            (``auto_cleanup``) once the iterator is exhausted.
         compute_context: Whose job store to look an id up in (default: the active context's).
         share_dir: Look an id up in this job store instead.
 
@@ -152,8 +156,23 @@ def rx_get_job_results(
         RxTaskError: With ``continue_on_failure=False``, the first failed task.
         TimeoutError: Not done within ``timeout``.
     """
+    _check_bool("as_iterator", as_iterator)
     found = _require(job, compute_context, share_dir)
+    if as_iterator:
+        return _iterate(found, timeout, auto_cleanup)
     return found.collect(timeout=timeout, console_output=console_output, auto_cleanup=auto_cleanup)
+
+
+def _iterate(job: BaseJob, timeout: float | None, auto_cleanup: bool | None) -> Iterator[Any]:
+    if isinstance(job, StoredJob):
+        job.wait_done(timeout)
+        yield from job.iter_results()
+        first = not job._collected
+        job._collected = True
+        job._on_collected(job.auto_cleanup if auto_cleanup is None else auto_cleanup, first)
+        return
+    value = job.collect(timeout=timeout, auto_cleanup=auto_cleanup)
+    yield from (value.values() if isinstance(value, dict) else value)
 
 
 def rx_get_job_output(job: JobLike, *, compute_context: ComputeContext | None = None, share_dir: str | None = None) -> str:

@@ -42,11 +42,13 @@ from ..spec import JobSpec
 from ..worker import ChunkResult
 from .base import BaseJob
 from .chunks import Chunks
+from .durable import Durability
 from .monitor import monitor as _monitor
 from .record import Recorder
 
 if TYPE_CHECKING:
     from ..contexts.base import ComputeContext
+    from .resume import Resumed
 
 # The job's own phase. Its Future stays PENDING until the job ends (see RxJob._run); the phase says
 # whether it runs, and ENDING / CANCELING mean its outcome is decided (one of them, once).
@@ -87,6 +89,8 @@ class RxJob(BaseJob):
         *,
         job_id: str | None = None,
         progress: bool | None = None,
+        resumed: Resumed | None = None,
+        share_dir: str | None = None,
     ) -> None:
         super().__init__(
             job_id or new_job_id(),
@@ -109,11 +113,13 @@ class RxJob(BaseJob):
         self._thread: threading.Thread | None = None
         self._phase = _QUEUED
         self._phase_lock = threading.Lock()
-        self._share_dir: str | None = None
+        self._share_dir: str | None = share_dir
+        self._resumed = resumed  # a durable job run again: its stored layout and saved chunks
         self._halted = False  # the job's work was told to stop (context.cancel called, if it had started)
         self._recorder = Recorder(self)
         self._progress_setting = progress  # None: the context's ``progress`` setting
         self._bar: _progress.ProgressBar | None = None
+        self._durability = Durability(self, (resumed.frozen, resumed.fingerprint) if resumed else None, resumed.checkpoints if resumed else None)
         _live[self.job_id] = self
 
     # ------------------------------------------------------------ public API
@@ -192,6 +198,7 @@ class RxJob(BaseJob):
             was_running = self._phase == _RUNNING
             self._phase = _CANCELING
         self.finished_at = time.time()
+        self._durability.finish()
         try:
             self._recorder.on_cancel()  # before the future resolves, as for a finished job
         finally:
@@ -292,6 +299,7 @@ class RxJob(BaseJob):
             return
         if not self._chunks.add(result):
             return  # a duplicate attempt (speculation, retry race)
+        self._durability.save(result)  # committed before anyone hears of it: a resume never runs it again
         bar = self._bar
         if bar is not None:
             bar.update(result.stop - result.start)
@@ -316,7 +324,15 @@ class RxJob(BaseJob):
         self._drive()
 
     def _lay_out(self) -> TaskPlan:
-        return lay_out(self.spec, self.context.parallelism, self.context.nodes)
+        resumed = self._resumed
+        if resumed is None:
+            return lay_out(self.spec, self.context.parallelism, self.context.nodes)
+        plan = lay_out(self.spec, self.context.parallelism, self.context.nodes, resumed.layout)
+        for result in resumed.saved.values():
+            if result.index < plan.chunk_count:
+                self._chunks.add(result)
+        self._durability.preload(resumed.saved, resumed.layout is not None)
+        return plan.only(self._chunks.missing(plan.chunk_count))
 
     def _drive(self) -> None:
         _monitor.add(self)
@@ -375,6 +391,8 @@ class RxJob(BaseJob):
             self._phase = _RUNNING
             self.started_at = time.time()
         self._recorder.on_start()
+        if not_ready is None and self._durability.wanted_from_start():
+            self._durability.activate(self._chunks.delivered())
         if self._bar is not None:
             self._bar.start_clock()
         if not_ready is not None:
@@ -398,7 +416,7 @@ class RxJob(BaseJob):
                 self._finish(exception=error)
                 return
             assert self.plan is not None
-            missing = self._chunks.missing(len(self.plan.chunks))
+            missing = self._chunks.missing(self.plan.chunk_count)
             if missing:
                 raise RuntimeError(f"rxspark internal error: chunks {missing[:10]} were never delivered")
             self._finish(result=self._chunks.assemble(self.plan))
@@ -428,6 +446,7 @@ class RxJob(BaseJob):
                 return  # cancel() came first: the job is canceled
             self._phase = _ENDING
         self.finished_at = time.time()
+        self._durability.finish()
         try:
             self._recorder.on_finish(result, exception)  # before the future resolves: see Recorder.on_finish
         finally:  # an interrupt while writing must not leave the outcome decided but never delivered
@@ -443,3 +462,8 @@ class RxJob(BaseJob):
         """Called by the monitor about once per TICK while the job runs."""
         if self._recorder.on_tick(now):
             self.cancel()  # another process asked for it
+            return
+        durability = self._durability
+        if not durability.active and self._recorder.recorded and self.plan is not None and self._phase == _RUNNING:
+            durability.activate(self._chunks.delivered())  # a waiting call past the record delay
+        durability.tick(now)

@@ -51,9 +51,12 @@ from .monitor import TICK
 if TYPE_CHECKING:
     from .job import RxJob
 
-__all__ = ["DONE_STATES", "HEARTBEAT", "RECORD_DELAY", "RECORD_FORMAT", "STATES", "JobRecord", "Recorder"]
+__all__ = ["CHUNKS", "DONE_STATES", "HEARTBEAT", "RECORD_DELAY", "RECORD_FORMAT", "STATES", "JobRecord", "Recorder"]
 
 RECORD_FORMAT = 1
+
+# ``JobRecord.results`` of a durable job whose every chunk is checkpointed: its results are read from there.
+CHUNKS = "chunks"
 
 STATES = ("queued", "running", "finished", "failed", "canceled", "missing", "undetermined")
 DONE_STATES = frozenset({"finished", "failed", "canceled", "undetermined"})
@@ -85,6 +88,8 @@ class JobRecord:
         results_error: Why the outcome could not be stored, or None.
         error: ``{"type", "message"}`` of a failed job's exception, or None.
         results_retrieved: Whether the outcome was handed out.
+        durable: Whether the job checkpoints its chunks (``rx_resume_job`` can finish it).
+        chunks_saved, chunks_total: A durable job's checkpointed chunks and its chunks in all.
         extra: Keys this version does not know (written back unchanged).
     """
 
@@ -114,6 +119,9 @@ class JobRecord:
     results_error: str | None = None
     error: dict[str, Any] | None = None
     results_retrieved: bool = False
+    durable: bool = False
+    chunks_saved: int | None = None
+    chunks_total: int | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -224,6 +232,16 @@ class Recorder:
         """
         self._save(self._owner(), "queued")
 
+    def ensure_entry(self) -> None:
+        """Make sure the job has its entry and record in the store (a job becoming durable).
+
+        Raises:
+            RxJobError: The store cannot be written.
+        """
+        if not self.recorded:
+            job = self._owner()
+            self._save(job, job.status())
+
     def on_start(self) -> None:
         job = self._owner()
         if not job.waiting:
@@ -315,7 +333,7 @@ class Recorder:
             function=job.function_name,
             n_tasks=total,
             chunk_size=plan.chunk_size if plan is not None else None,
-            n_chunks=len(plan.chunks) if plan is not None else None,
+            n_chunks=plan.chunk_count if plan is not None else None,
             rng_seed=rng.seed if rng is not None else None,
             rng_kind=rng.kind if rng is not None else None,
             rng_scope=rng.scope if rng is not None else None,
@@ -333,6 +351,9 @@ class Recorder:
             output=job.output(),
             owner=dict(_store.owner()),
             results_retrieved=job.results_retrieved(),  # a waiting call hands its results back itself
+            durable=job._durability.active,
+            chunks_saved=job._durability.saved_count if job._durability.active else None,
+            chunks_total=plan.chunk_count if plan is not None and job._durability.active else None,
         )
 
     def _save(
@@ -356,7 +377,9 @@ class Recorder:
             if keep_results and self._final_record is not None:
                 previous = self._final_record
                 record.results, record.results_error, record.error = previous.results, previous.results_error, previous.error
-            if not job.waiting and results is not _NOTHING:
+            if not job.waiting and results is not _NOTHING and job._durability.complete():
+                record.results = CHUNKS  # every chunk is in the store already: read back from there
+            elif not job.waiting and results is not _NOTHING:
                 try:
                     store.write_pickle(job.job_id, _store.RESULTS, results)
                     record.results = _store.RESULTS

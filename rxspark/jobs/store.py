@@ -434,6 +434,10 @@ class JobStore:
             raise RxJobError(f"the record of job {job_id} at {path} is corrupted (not a record of this job)")
         return record
 
+    def exists(self, job_id: str) -> bool:
+        """Whether the store has the job's entry (its record)."""
+        return self._storage.exists(self.path(job_id, RECORD))
+
     def read_signed(self, job_id: str, name: str) -> memoryview:
         """The data of the job's signed file ``name``, its signature checked.
 

@@ -14,7 +14,7 @@ import dataclasses
 import os
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
 from typing import Any
 
@@ -22,9 +22,10 @@ from .._warn import user_stacklevel
 from ..errors import RxJobCanceledError, RxJobError
 from . import store as _store
 from .base import BaseJob
+from .durable import Checkpoints
 from .job import RxJob, _live
 from .monitor import monitor as _monitor
-from .record import DONE_STATES, HEARTBEAT, STATES, JobRecord
+from .record import CHUNKS, DONE_STATES, HEARTBEAT, STATES, JobRecord
 
 __all__ = ["STALE_AFTER", "StoredJob", "missing_job_error", "read_job", "record_status"]
 
@@ -241,8 +242,40 @@ class StoredJob(BaseJob):
             return self._stored_exception()
         return self._lost() if status == "undetermined" else None
 
+    def chunks_saved(self) -> tuple[int, int] | None:
+        """(chunks saved, chunks in all) of a durable job, counted in the store now; None if not durable."""
+        record = self._record
+        if not record.durable:
+            return None
+        checkpoints = Checkpoints(self.store, self.job_id)
+        total = record.chunks_total if record.chunks_total is not None else record.n_chunks
+        return len(checkpoints.saved()), int(total or 0)
+
+    def resume_command(self) -> str:
+        """The command that resumes this job (``rxspark job resume``)."""
+        return f"rxspark job resume {self.job_id} --share-dir {self.store.root}"
+
+    def iter_results(self) -> Iterator[Any]:
+        """A finished durable job's results in task order, read from the store chunk by chunk."""
+        status = self.wait_done()
+        if status != "finished" or self._record.results != CHUNKS:
+            yield from self._outcome_values()
+            return
+        yield from Checkpoints(self.store, self.job_id).iter_results()
+
+    def _outcome_values(self) -> Iterator[Any]:
+        value = self.result()
+        yield from (value.values() if isinstance(value, dict) else value)
+
     def _lost(self) -> RxJobError:
         record = self._record
+        if record.durable:
+            saved = self.chunks_saved() or (0, 0)
+            return RxJobError(
+                f"job {self.job_id} was {record.status} in process {record.owner_pid} on {record.owner_host}, which no "
+                f"longer runs it; it is durable, with {saved[0]} of {saved[1]} chunks saved: finish it with "
+                f"rx_resume_job({self.job_id!r}) or `{self.resume_command()}`"
+            )
         return RxJobError(
             f"job {self.job_id} was {record.status} in process {record.owner_pid} on "
             f"{record.owner_host}, which no longer runs it: its results are lost. Run it again "
@@ -266,6 +299,8 @@ class StoredJob(BaseJob):
             return "canceled", None
         if status == "failed":
             return "failed", self._stored_exception()
+        if self._record.results == CHUNKS:
+            return "finished", Checkpoints(self.store, self.job_id).read_results()
         if self._record.results != _store.RESULTS:
             why = self._record.results_error or (
                 "it was a waiting job: its results went to the call that ran it" if self.waiting else "unknown reason"
@@ -296,7 +331,7 @@ class StoredJob(BaseJob):
                 warnings.warn(f"rxspark: could not update the record of job {self.job_id}: {exc}", RuntimeWarning, stacklevel=user_stacklevel())
 
     def results_retrieved(self) -> bool:
-        return self._collected or self._record.results_retrieved or self._record.results != _store.RESULTS
+        return self._collected or self._record.results_retrieved or self._record.results not in (_store.RESULTS, CHUNKS)
 
     def cleanup(self) -> bool:
         """Delete the job's directory in the store. Idempotent."""

@@ -296,6 +296,31 @@ class RxSpark(ComputeContext):
             info["spark_conf"] = {**defaults, **explicit}
         return info
 
+    def _recipe_kwargs(self) -> dict[str, Any]:
+        """A Spark application of its own with the same master and settings (classic), or the same server (Connect)."""
+        kwargs: dict[str, Any] = {
+            "app_name": self.app_name,
+            "num_executors": self.num_executors,
+            "executor_cores": self.executor_cores,
+            "executor_mem": self.executor_mem,
+            "driver_mem": self.driver_mem,
+            "executor_overhead_mem": self.executor_overhead_mem,
+            "extra_spark_config": dict(self.extra_spark_config),
+        }
+        remote, master = self.remote, self.master
+        engine = self._engine
+        if remote is None and master is None and engine is not None:  # an attached session: where it runs
+            where = engine.master()
+            if where.startswith("sc://"):
+                remote = where
+            else:
+                master = where
+        if remote is not None:
+            kwargs = {"app_name": self.app_name, "remote": remote}
+        else:
+            kwargs["master"] = master
+        return kwargs
+
     def _where(self) -> str:
         """The running session's master (Connect: its server's URL), else what a new session would get."""
         engine = self._engine
