@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._version import __version__ as __version__
 from .api import rx_exec, rx_get_compute_context, rx_set_compute_context
 from .contexts.base import ComputeContext
 from .contexts.dopar import RxForeachDoPar
@@ -50,8 +51,6 @@ from .options import rx_options
 from .rng import rng
 from .share import RxShared, rx_share
 from .spec import rx_elem_arg
-
-from ._version import __version__  # noqa: E402
 
 # Names whose modules import pyspark (lazily, on use): resolved on first access.
 _LAZY = {
