@@ -83,7 +83,7 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
         if isinstance(job, StoredJob):
             record = job.record
             context, who = record.context_name, f"{record.owner_pid}@{record.owner_host}"
-            chunks = job.chunks_saved() if record.durable else None
+            chunks = job.chunks_saved()
             if chunks is not None:
                 saved = f"{chunks[0]}/{chunks[1]}"
                 if status == "undetermined":

@@ -364,6 +364,7 @@ class Durability:
                     checkpoints.take()
                 self._renewed = time.monotonic()
                 self.active = True
+                job._recorder.on_durable()  # the record says so at once: a reader learns it can be resumed
             except Exception as exc:  # noqa: BLE001 - the job runs on, only not durably: say so once
                 self._give_up(f"{type(exc).__name__}: {exc}")
                 return

@@ -242,6 +242,11 @@ class Recorder:
             job = self._owner()
             self._save(job, job.status())
 
+    def on_durable(self) -> None:
+        """The job became durable: rewrite its record (it says ``durable`` and counts saved chunks)."""
+        job = self._owner()
+        self._save_quietly(job, job.status())
+
     def on_start(self) -> None:
         job = self._owner()
         if not job.waiting:

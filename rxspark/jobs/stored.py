@@ -245,11 +245,15 @@ class StoredJob(BaseJob):
     def chunks_saved(self) -> tuple[int, int] | None:
         """(chunks saved, chunks in all) of a durable job, counted in the store now; None if not durable."""
         record = self._record
-        if not record.durable:
-            return None
         checkpoints = Checkpoints(self.store, self.job_id)
-        total = record.chunks_total if record.chunks_total is not None else record.n_chunks
-        return len(checkpoints.saved()), int(total or 0)
+        try:
+            layout = checkpoints.read_layout(None) if record.durable or record.status in ("queued", "running") else None
+        except RxJobError:
+            layout = None
+        if not record.durable and layout is None:
+            return None
+        total = layout["n_chunks"] if layout is not None else (record.chunks_total or record.n_chunks or 0)
+        return len(checkpoints.saved()), int(total)
 
     def resume_command(self) -> str:
         """The command that resumes this job (``rxspark job resume``)."""
@@ -269,8 +273,8 @@ class StoredJob(BaseJob):
 
     def _lost(self) -> RxJobError:
         record = self._record
-        if record.durable:
-            saved = self.chunks_saved() or (0, 0)
+        saved = self.chunks_saved()
+        if saved is not None:
             return RxJobError(
                 f"job {self.job_id} was {record.status} in process {record.owner_pid} on {record.owner_host}, which no "
                 f"longer runs it; it is durable, with {saved[0]} of {saved[1]} chunks saved: finish it with "
