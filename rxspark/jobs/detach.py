@@ -45,7 +45,7 @@ DRIVER_MODULE = "rxspark.jobs.driver"
 
 def driver_command(share_dir: str, job_id: str, python: str | None = None) -> list[str]:
     """The command that runs a stored job's driver on this machine."""
-    return [python or sys.executable, "-m", DRIVER_MODULE, "--share-dir", share_dir, job_id]
+    return [python or sys.executable, "-m", DRIVER_MODULE, "--wait-go", "--share-dir", share_dir, job_id]
 
 
 def driver_script() -> str:
@@ -64,6 +64,7 @@ def cluster_command(
     spark_conf: dict[str, Any] | None = None,
     spark_submit: str = "spark-submit",
     key_env: str = _signing.KEY_ENV,
+    deploy_mode: str = "cluster",
 ) -> list[str]:
     """The ``spark-submit --deploy-mode cluster`` command that runs a stored job's driver in the cluster.
 
@@ -79,24 +80,28 @@ def cluster_command(
         spark_conf: More Spark properties (the context's settings).
         spark_submit: The spark-submit executable.
         key_env: The environment variable that holds the store key on the submitting machine.
+        deploy_mode: ``cluster`` (the driver runs in the cluster); ``client`` runs the same
+            driver on the submitting machine (and accepts a local store).
 
     Raises:
         RxArgumentError: A store that is a local path (a driver in the cluster cannot read it).
     """
-    if not _store._storage.is_uri(share_dir) or share_dir.startswith("file:"):
+    if deploy_mode == "cluster" and (not _store._storage.is_uri(share_dir) or share_dir.startswith("file:")):
         raise RxArgumentError(
             f"share_dir: a driver in the cluster (deploy mode cluster) cannot reach the local job store {share_dir!r}; "
             "use a store both sides reach, like share_dir='s3://bucket/rxspark' or 'hdfs:///user/me/rxspark'"
         )
     env_conf = "spark.yarn.appMasterEnv" if master.startswith("yarn") else "spark.kubernetes.driverEnv"
-    command = [spark_submit, "--master", master, "--deploy-mode", "cluster", "--name", f"rxspark-{job_id}"]
+    command = [spark_submit, "--master", master, "--deploy-mode", deploy_mode, "--name", f"rxspark-{job_id}"]
     conf = dict(spark_conf or {})
     conf.pop("spark.submit.deployMode", None)
-    conf[f"{env_conf}.{_signing.KEY_ENV}"] = f"${key_env}"
+    if deploy_mode == "cluster":
+        conf[f"{env_conf}.{_signing.KEY_ENV}"] = f"${key_env}"
     if python_env is not None:
         command += ["--archives", f"{python_env}#environment"]
         conf["spark.pyspark.python"] = "./environment/bin/python"
-        conf[f"{env_conf}.PYSPARK_PYTHON"] = "./environment/bin/python"
+        if deploy_mode == "cluster":
+            conf[f"{env_conf}.PYSPARK_PYTHON"] = "./environment/bin/python"
     for name in sorted(conf):
         command += ["--conf", f"{name}={conf[name]}"]
     command += [driver_script(), "--share-dir", share_dir, job_id]
@@ -134,7 +139,29 @@ def submit_detached(spec: JobSpec, context: ComputeContext) -> StoredJob:
             f"detach=True: {type(context).__name__} runs on your own executor, which lives in this process; "
             "use RxLocalParallel, RxLocalSeq or RxSpark"
         )
-    job_id = new_job_id()
+    store, record = freeze_detached(spec, context, new_job_id())
+    job_id = record.job_id
+    if _cluster_mode(context):
+        kwargs = context.recipe()["kwargs"]
+        command = cluster_command(store.root, job_id, master=kwargs.get("master") or "yarn", spark_conf=kwargs.get("extra_spark_config"))
+        # The key reaches the cluster's driver through its environment (spark.yarn.appMasterEnv.*).
+        command = [part.replace(f"${_signing.KEY_ENV}", _signing.key().decode()) for part in command]
+    else:
+        command = driver_command(store.root, job_id)
+    process = _start(command, store, job_id)
+    record.owner = {"pid": process.pid, "host": _store.owner()["host"], "start_time": _store._process_start_time(process.pid)}
+    store.write_record(job_id, record.to_json())
+    assert process.stdin is not None
+    try:  # the driver waits for its record before it starts: it now names the driver as owner
+        process.stdin.write(b"go\n")
+        process.stdin.close()
+    except OSError:
+        pass  # it died already: its record will say so (undetermined), its log why
+    return StoredJob(store, record)
+
+
+def freeze_detached(spec: JobSpec, context: ComputeContext, job_id: str) -> tuple[_store.JobStore, JobRecord]:
+    """Store a job for a driver elsewhere to run: its entry, the frozen job and a queued record (not written yet)."""
     store = _store.store_for(context.share_dir)
     store.create(job_id)
     frozen = FrozenJob(FORMAT, _version(), job_id, spec, context.recipe(), progress=False, created_at=time.time())
@@ -157,22 +184,7 @@ def submit_detached(spec: JobSpec, context: ComputeContext) -> StoredJob:
         progress=(0, spec.n_known or 0),
         durable=True,
     )
-    if _cluster_mode(context):
-        kwargs = context.recipe()["kwargs"]
-        command = cluster_command(store.root, job_id, master=kwargs.get("master") or "yarn", spark_conf=kwargs.get("extra_spark_config"))
-        command = [os.path.expandvars(part) for part in command]
-    else:
-        command = driver_command(store.root, job_id)
-    process = _start(command, store, job_id)
-    record.owner = {"pid": process.pid, "host": _store.owner()["host"], "start_time": _store._process_start_time(process.pid)}
-    store.write_record(job_id, record.to_json())
-    assert process.stdin is not None
-    try:  # the driver waits for its record before it starts: it now names the driver as owner
-        process.stdin.write(b"go\n")
-        process.stdin.close()
-    except OSError:
-        pass  # it died already: its record will say so (undetermined), its log why
-    return StoredJob(store, record)
+    return store, record
 
 
 def _start(command: list[str], store: _store.JobStore, job_id: str) -> subprocess.Popen[bytes]:

@@ -10,7 +10,8 @@ checkpointed (a driver started again on a job half done) does not run again.
 
 Started by :func:`rxspark.jobs.detach.submit_detached`, which waits for nothing;
 also the primary resource of ``spark-submit --deploy-mode cluster``
-(:func:`rxspark.jobs.detach.cluster_command`).
+(:func:`rxspark.jobs.detach.cluster_command`), where it runs as a script: its
+imports are absolute.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 def build_context(recipe: dict[str, Any] | None) -> Any:
     """The compute context a stored recipe describes (``ComputeContext.recipe``)."""
     if recipe is None:
-        from ..contexts.local import RxLocalSeq
+        from rxspark.contexts.local import RxLocalSeq
 
         return RxLocalSeq()
     module_name, _, name = recipe["class"].rpartition(".")
@@ -35,9 +36,9 @@ def build_context(recipe: dict[str, Any] | None) -> Any:
 
 def run(share_dir: str, job_id: str) -> int:
     """Run stored job ``job_id`` to its end; return the process's exit code (0: the job ended, whatever its outcome)."""
-    from . import store as _store
-    from .durable import Checkpoints
-    from .resume import resumed_job
+    from rxspark.jobs import store as _store
+    from rxspark.jobs.durable import Checkpoints
+    from rxspark.jobs.resume import resumed_job
 
     store = _store.store_for(share_dir)
     frozen, _ = Checkpoints(store, job_id).load()
@@ -58,7 +59,7 @@ def _upload_log(store: Any, job_id: str) -> None:
     path = os.environ.get("RXSPARK_DRIVER_LOG")
     if store.local or not path or not os.path.exists(path):
         return
-    from .durable import LOG
+    from rxspark.jobs.durable import LOG
 
     try:
         sys.stdout.flush()
@@ -72,9 +73,10 @@ def _upload_log(store: Any, job_id: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rxspark.jobs.driver", description="Run a stored rxspark job.")
     parser.add_argument("--share-dir", required=True, help="the job store (a directory or a URI)")
+    parser.add_argument("--wait-go", action="store_true", help="wait for a line on stdin first (the local submitter's signal)")
     parser.add_argument("job_id")
     args = parser.parse_args(argv)
-    if not sys.stdin.isatty():
+    if args.wait_go:
         sys.stdin.readline()  # the submitter says "go" once the record names this process (EOF if it died)
     return run(args.share_dir, args.job_id)
 
