@@ -40,13 +40,15 @@ extensions = [
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"
 exclude_patterns = ["_build", "_screenshots", "Thumbs.db", ".DS_Store"]
+highlight_language = "none"  # transcripts and commands stay plain; ```python blocks are highlighted
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
 myst_ref_domains = ["std", "py"]
 
 # autodoc + napoleon: the public API's Google-style docstrings and type hints.
 autodoc_member_order = "bysource"
-autodoc_typehints = "signature"
+autodoc_typehints = "description"  # signatures stay readable; each parameter shows its type
+autodoc_typehints_description_target = "documented_params"
 autodoc_preserve_defaults = True
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
@@ -56,8 +58,6 @@ nitpicky = True
 
 html_theme = "furo"
 html_title = f"rxspark {release}"
-html_static_path = ["_static"]
-html_css_files = ["rxspark.css"]
 html_theme_options = {"navigation_with_keys": True}
 
 # ---- intersphinx, offline first ------------------------------------------------------------
@@ -90,12 +90,51 @@ for _name, (_site, _files) in _SITES.items():
 # Top-level modules each unmapped project answers for: references into them stay plain code.
 _MODULES = {
     "python": [
-        "builtins", "concurrent", "collections", "typing", "os", "pathlib", "random", "threading",
-        "argparse", "types", "io", "multiprocessing", "abc", "datetime", "enum", "warnings",
-        "None", "int", "float", "str", "bytes", "bool", "list", "dict", "tuple", "set", "object",
-        "type", "callable", "Callable", "Any", "Iterable", "Iterator", "Mapping", "Sequence",
-        "Exception", "BaseException", "ValueError", "TypeError", "RuntimeError", "UserWarning",
-        "Future", "Executor", "TimeoutError", "KeyError",
+        "builtins",
+        "concurrent",
+        "collections",
+        "typing",
+        "os",
+        "pathlib",
+        "random",
+        "threading",
+        "argparse",
+        "types",
+        "io",
+        "multiprocessing",
+        "abc",
+        "datetime",
+        "enum",
+        "warnings",
+        "None",
+        "int",
+        "float",
+        "str",
+        "bytes",
+        "bool",
+        "list",
+        "dict",
+        "tuple",
+        "set",
+        "object",
+        "type",
+        "callable",
+        "Callable",
+        "Any",
+        "Iterable",
+        "Iterator",
+        "Mapping",
+        "Sequence",
+        "Exception",
+        "BaseException",
+        "ValueError",
+        "TypeError",
+        "RuntimeError",
+        "UserWarning",
+        "Future",
+        "Executor",
+        "TimeoutError",
+        "KeyError",
     ],
     "numpy": ["numpy", "np"],
     "pyspark": ["pyspark", "SparkSession", "SparkContext"],

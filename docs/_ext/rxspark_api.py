@@ -23,12 +23,27 @@ GROUPS = ("run", "contexts", "jobs", "shared", "executor", "errors")
 
 # Names shown first in their group, in this order; the others follow alphabetically.
 _FIRST = [
-    "rx_exec", "rx_elem_arg", "rng", "rx_options",
-    "rx_set_compute_context", "rx_get_compute_context", "ComputeContext", "RxLocalSeq", "RxLocalParallel",
-    "RxForeachDoPar", "RxSpark", "rx_spark_connect", "rx_spark_disconnect",
-    "RxJob", "StoredJob",
-    "rx_share", "RxShared",
-    "RxError", "RxArgumentError", "RxArgumentTypeError", "RxTaskError",
+    "rx_exec",
+    "rx_elem_arg",
+    "rng",
+    "rx_options",
+    "rx_set_compute_context",
+    "rx_get_compute_context",
+    "ComputeContext",
+    "RxLocalSeq",
+    "RxLocalParallel",
+    "RxForeachDoPar",
+    "RxSpark",
+    "rx_spark_connect",
+    "rx_spark_disconnect",
+    "RxJob",
+    "StoredJob",
+    "rx_share",
+    "RxShared",
+    "RxError",
+    "RxArgumentError",
+    "RxArgumentTypeError",
+    "RxTaskError",
 ]
 
 
@@ -44,7 +59,11 @@ def group_of(name: str, obj: Any) -> str:
     if isinstance(obj, type) and issubclass(obj, BaseException):
         return "errors"
     lowered = name.lower()
-    if (isinstance(obj, type) and issubclass(obj, ComputeContext)) or "compute_context" in lowered or "spark" in lowered:
+    if (
+        (isinstance(obj, type) and issubclass(obj, ComputeContext))
+        or "compute_context" in lowered
+        or "spark" in lowered
+    ):
         return "contexts"
     if "job" in lowered:
         return "jobs"
@@ -70,10 +89,15 @@ def _directive(qualified: str, obj: Any) -> list[str]:
     if isinstance(obj, type) and issubclass(obj, BaseException):
         return [f".. autoexception:: {qualified}", "   :members:", "   :show-inheritance:"]
     if isinstance(obj, type) and issubclass(obj, ComputeContext):
-        return [f".. autoclass:: {qualified}", "   :members:", "   :show-inheritance:",
-                f"   :exclude-members: {_BACKEND_CONTRACT}"]
+        return [
+            f".. autoclass:: {qualified}",
+            "   :members:",
+            "   :show-inheritance:",
+            f"   :exclude-members: {_BACKEND_CONTRACT}",
+        ]
     if isinstance(obj, type):
-        return [f".. autoclass:: {qualified}", "   :members:", "   :show-inheritance:"]
+        inherits = public_bases(obj.__bases__) != [object]
+        return [f".. autoclass:: {qualified}", "   :members:", *(["   :show-inheritance:"] if inherits else [])]
     if callable(obj):
         return [f".. autofunction:: {qualified}"]
     return [f".. autodata:: {qualified}"]
@@ -102,8 +126,8 @@ class RxSparkApi(SphinxDirective):
         return container.children
 
 
-def _public_bases(app: Any, name: str, obj: Any, options: Any, bases: list[type]) -> None:
-    """Show a public class's public ancestors, not the internal classes it is built from."""
+def public_bases(bases: tuple[type, ...] | list[type]) -> list[type]:
+    """A class's bases as a reader should see them: public ancestors, not the internal classes in between."""
 
     def public(base: type) -> list[type]:
         module = getattr(base, "__module__", "")
@@ -111,8 +135,11 @@ def _public_bases(app: Any, name: str, obj: Any, options: Any, bases: list[type]
             return [base]
         return [b for parent in base.__bases__ for b in public(parent)]
 
-    replaced = [b for base in bases for b in public(base)]
-    bases[:] = list(dict.fromkeys(replaced)) or [object]
+    return list(dict.fromkeys(b for base in bases for b in public(base)))
+
+
+def _public_bases(app: Any, name: str, obj: Any, options: Any, bases: list[type]) -> None:
+    bases[:] = public_bases(bases)
 
 
 def setup(app: Any) -> dict[str, Any]:
