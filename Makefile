@@ -15,7 +15,7 @@ PYTEST  = -m pytest -q -p no:randomly
 
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: demo test test-fast test-random test-latest lock bench lint java test-libs venv clean
+.PHONY: demo test test-fast test-random test-latest lock bench lint java test-libs venv clean docs
 
 venv: $(STAMP)
 
@@ -69,6 +69,15 @@ lock:
 bench: venv java
 	$(PY) -m pip install --quiet -c $(LOCK) -e '.[bench]'
 	$(PY) benchmarks/run.py
+
+# The documentation site, warnings as errors, into docs/_build/html (open index.html there).
+# Intersphinx reads CPython's inventory from Debian's python3-doc (installed here when run
+# as root); without it, or offline for the other projects, those links are left out.
+docs: venv
+	$(PY) -m pip install --quiet -c $(LOCK) -e '.[docs]'
+	@if [ ! -f /usr/share/doc/python3/html/objects.inv ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get install -y -qq python3-doc >/dev/null 2>&1 || echo "rxspark: python3-doc is not available; links to Python's docs are left out"; fi
+	$(PY) -m sphinx -b html -W --keep-going -E docs docs/_build/html
 
 lint: venv
 	$(PY) -m ruff check rxspark tests examples benchmarks

@@ -1,5 +1,6 @@
-"""The package's layout rules (docs/architecture.md, "Where things live"): every import points down,
-modules stay small, and the README's Layout section names every module.
+"""The package's layout rules (docs/developers/architecture.md, "Where things live"): every import
+points down, modules stay small, and the developers' Layout page (docs/developers/layout.md) names
+every module.
 
 The import graph is built from the source with ``ast``, counting imports made
 inside functions too (they are how a cycle hides); only ``if TYPE_CHECKING:``
@@ -126,7 +127,7 @@ def test_the_graph_sees_imports_made_inside_functions():
 
 def test_no_import_cycle_among_rxsparks_modules():
     cycles = _cycles(import_graph())
-    assert not cycles, "import cycles (every import must point down; see docs/architecture.md):\n" + "\n".join(
+    assert not cycles, "import cycles (every import must point down; see docs/developers/architecture.md):\n" + "\n".join(
         " <-> ".join(c) for c in cycles
     )
 
@@ -137,11 +138,13 @@ def test_no_module_is_over_the_size_limit(name):
     assert lines <= MAX_LINES, f"{name} has {lines} lines (limit {MAX_LINES}): split it by role"
 
 
-def _readme_layout() -> dict[str, str]:
-    """The README's Layout block as {entry head (e.g. ``rxspark/jobs/``): its text, continuation lines included}."""
-    text = (PACKAGE.parent / "README.md").read_text()
-    section = text.split("\n## Layout", 1)[1]
-    block = section.split("```", 2)[1]
+LAYOUT_PAGE = PACKAGE.parent / "docs" / "developers" / "layout.md"
+
+
+def _layout_entries() -> dict[str, str]:
+    """The Layout page's list as {entry head (e.g. ``rxspark/jobs/``): its text, continuation lines included}."""
+    text = LAYOUT_PAGE.read_text()
+    block = text.split("```", 2)[1]
     entries: dict[str, str] = {}
     head = None
     for line in block.splitlines():
@@ -153,8 +156,8 @@ def _readme_layout() -> dict[str, str]:
     return entries
 
 
-def test_the_readme_layout_names_every_module():
-    entries = _readme_layout()
+def test_the_layout_page_names_every_module():
+    entries = _layout_entries()
     missing = []
     for path in MODULES.values():
         relative = path.relative_to(PACKAGE)
@@ -170,4 +173,4 @@ def test_the_readme_layout_names_every_module():
             found = relative.name in body
         if not found:
             missing.append(str(relative))
-    assert not missing, f"README.md's Layout section does not name: {missing}"
+    assert not missing, f"{LAYOUT_PAGE.relative_to(PACKAGE.parent)} does not name: {missing}"

@@ -1,4 +1,5 @@
-"""The ```python blocks of README.md and examples/README.md run as written (issue 17).
+"""The ```python blocks of README.md, examples/README.md and the documentation site's pages
+(docs/**/*.md) run as written (issues 17 and 26).
 
 Each block is a complete program: it imports or defines everything it uses.
 Each runs in a fresh interpreter from the repository's root, with job records
@@ -13,6 +14,7 @@ by ``<!-- not-run: reason -->``; every such block must be listed in
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import subprocess
@@ -23,11 +25,14 @@ from dataclasses import dataclass
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-READMES = ["README.md", "examples/README.md"]
+READMES = ["README.md", "examples/README.md"] + sorted(
+    os.path.relpath(path, ROOT) for path in glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True)
+    if os.sep + "_build" + os.sep not in path
+)
 
 # (file, reason) of every block marked not-run.
 NOT_RUN: list[tuple[str, str]] = [
-    ("README.md", "needs a YARN cluster"),
+    ("docs/guide/spark.md", "needs a YARN cluster"),
 ]
 
 _BLOCK = re.compile(r"^```python\n(?P<code>.*?)^```", re.S | re.M)
@@ -74,7 +79,20 @@ def blocks(path: str) -> list[Block]:
 
 
 ALL = [block for path in READMES for block in blocks(path)]
-RUN = [block for block in ALL if block.not_run is None]
+
+
+def _once(found: list[Block]) -> list[Block]:
+    """The blocks to run, each code once (the README's example is also on the getting-started page)."""
+    seen: set[str] = set()
+    run = []
+    for block in found:
+        if block.not_run is None and block.code not in seen:
+            seen.add(block.code)
+            run.append(block)
+    return run
+
+
+RUN = _once(ALL)
 
 
 def test_the_readmes_have_blocks_and_every_not_run_block_is_listed():

@@ -85,7 +85,7 @@ class RxShared:
 
     @property
     def key(self) -> tuple[str, str]:
-        """The per-process cache key: (uri, digest)."""
+        """The per-process cache key, as (uri, digest)."""
         return (self.uri, self.digest)
 
     @property

@@ -175,7 +175,7 @@ class RxSpark(ComputeContext):
 
     @property
     def spark_context(self) -> SparkContext:
-        """The SparkContext of a classic session (a Connect session has none: use :attr:`session`)."""
+        """The SparkContext of a classic session (a Connect session has none; use :attr:`session`)."""
         session = self.session
         if is_connect_session(session):
             raise RxSparkUnavailableError(
