@@ -189,7 +189,14 @@ def _resume(args: argparse.Namespace, share_dir: str) -> int:
         results = rx_resume_job(args.job_id, compute_context=context, wait=True, share_dir=share_dir)
     finally:
         context.close()
-    print(f"job {args.job_id} finished: {len(results)} results")
+    if args.save:
+        import cloudpickle
+
+        with open(args.save, "wb") as f:
+            cloudpickle.dump(results, f)
+        print(f"results of {args.job_id} saved to {args.save}")
+    else:
+        pprint.pprint(results)
     return 0
 
 
@@ -436,8 +443,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="results: wait this long at most (default 0); cancel: wait this long for the job's process to act (default 5)")
     job.add_argument("--context", metavar="NAME", help="resume: where the missing chunks run (local, localpar, spark; default local, or spark with --master)")
     job.add_argument("--master", metavar="M", help="resume: a Spark master URL for the context (e.g. local[4], spark://host:7077, yarn)")
-    job.add_argument("--no-wait", action="store_true", help="resume: keep the results in the store for `rxspark job results` instead of printing a summary")
-    job.add_argument("--save", metavar="FILE", help="results: write them to FILE (cloudpickle) instead of printing")
+    job.add_argument("--no-wait", action="store_true", help="resume: keep the results in the store for `rxspark job results` instead of printing them")
+    job.add_argument("--save", metavar="FILE", help="results, resume: write them to FILE (cloudpickle) instead of printing")
     job.set_defaults(run=_cmd_job)
 
     shares = sub.add_parser("shares", help="list the data stored with rx_share (to find stale shares)")
