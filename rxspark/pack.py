@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import importlib.util
 import json
 import os
 import sys
@@ -93,8 +92,8 @@ def _distributions(site_packages: str) -> list[importlib.metadata.Distribution]:
     )
 
 
-def _editable_roots(dist: importlib.metadata.Distribution) -> list[str]:
-    """Source files or package directories of an editable distribution's top-level modules, else []."""
+def _editable_names(dist: importlib.metadata.Distribution) -> list[str]:
+    """The top-level modules of an editable distribution, else [] (not editable)."""
     try:
         direct = json.loads(dist.read_text("direct_url.json") or "{}")
     except (OSError, ValueError):
@@ -107,16 +106,39 @@ def _editable_roots(dist: importlib.metadata.Distribution) -> list[str]:
             f"rxspark pack: cannot tell the modules of the editable install {dist.metadata['Name']!r} "
             "(no top_level.txt); install it without -e before packing"
         )
-    roots = []
-    for name in names:
-        spec = importlib.util.find_spec(name)
-        if spec is None or not (spec.submodule_search_locations or spec.origin):
-            raise RxArgumentError(
-                f"rxspark pack: the editable install {dist.metadata['Name']!r} names module {name!r}, which "
-                "this Python cannot find; reinstall it (pip install -e PATH) or install it without -e"
-            )
-        roots.append(list(spec.submodule_search_locations)[0] if spec.submodule_search_locations else spec.origin)
-    return roots
+    return names
+
+
+_LOCATE = (
+    "import importlib.util, json, sys\n"
+    "out = {}\n"
+    "for name in sys.argv[1:]:\n"
+    "    spec = importlib.util.find_spec(name)\n"
+    "    locations = list(spec.submodule_search_locations or []) if spec else []\n"
+    "    out[name] = locations[0] if locations else (spec.origin if spec else None)\n"
+    "print(json.dumps(out))\n"
+)
+
+
+def _editable_roots(prefix: str, site_packages: str) -> list[str]:
+    """Source files or package directories of the environment's editable installs (found by its own Python)."""
+    import subprocess
+
+    owners = {name: dist.metadata["Name"] for dist in _distributions(site_packages) for name in _editable_names(dist)}
+    if not owners:
+        return []
+    python = os.path.join(prefix, "bin", "python")
+    found = subprocess.run([python, "-I", "-c", _LOCATE, *owners], capture_output=True, text=True, cwd="/")
+    if found.returncode != 0:
+        raise RxArgumentError(f"rxspark pack: {python} cannot run to locate the editable installs: {found.stderr.strip()[-300:]}")
+    roots = json.loads(found.stdout)
+    missing = [f"{owners[name]!r} (module {name!r})" for name, root in roots.items() if not root]
+    if missing:
+        raise RxArgumentError(
+            f"rxspark pack: the editable install {', '.join(missing)} cannot be imported by {python}; reinstall it "
+            "(pip install -e PATH) or install it without -e"
+        )
+    return sorted(roots.values())
 
 
 def _walk(root: str) -> Iterator[str]:
@@ -179,11 +201,10 @@ def _members(prefix: str) -> Iterator[tuple[str, str]]:
                 continue
             yield source, os.path.relpath(source, prefix)
     rel_site = os.path.relpath(site_packages, prefix)
-    for dist in _distributions(site_packages):
-        for root in _editable_roots(dist):
-            base = os.path.dirname(root)
-            for source in _walk(root):
-                yield source, os.path.join(rel_site, os.path.relpath(source, base))
+    for root in _editable_roots(prefix, site_packages):
+        base = os.path.dirname(root)
+        for source in _walk(root):
+            yield source, os.path.join(rel_site, os.path.relpath(source, base))
 
 
 # ---------------------------------------------------------------- fingerprint, pack
@@ -204,10 +225,10 @@ def fingerprint(prefix: str | None = None, python_prefix: str | None = None) -> 
         digest.update(part.encode() + b"\0")
     for dist in _distributions(site_packages):
         digest.update(f"{dist.metadata['Name']}=={dist.version}\0".encode())
-        for root in _editable_roots(dist):
-            for path in _walk(root):
-                st = os.stat(path)
-                digest.update(f"{path}:{st.st_size}:{st.st_mtime_ns}\0".encode())
+    for root in _editable_roots(prefix, site_packages):
+        for path in _walk(root):
+            st = os.stat(path)
+            digest.update(f"{path}:{st.st_size}:{st.st_mtime_ns}\0".encode())
     return digest.hexdigest()[:20]
 
 
@@ -297,12 +318,16 @@ def pack(
     return target
 
 
-def packed_environment(python_prefix: str | None = None) -> str:
-    """The archive of the current environment for ``python_env="pack"``: packed once, reused while unchanged."""
-    target = default_output(None, python_prefix)
+def packed_environment(python_prefix: str | None = None, prefix: str | None = None) -> str:
+    """The archive of an environment (default: the current one) for ``python_env="pack"``.
+
+    Packed once and kept in the cache (:func:`default_output`), reused while the
+    environment's fingerprint stays the same.
+    """
+    target = default_output(prefix, python_prefix)
     if os.path.exists(target):
         return target
-    return pack(target, python_prefix=python_prefix)
+    return pack(target, prefix=prefix, python_prefix=python_prefix)
 
 
 def check_python_env(value: object) -> str | None:
@@ -326,4 +351,4 @@ def check_python_env(value: object) -> str | None:
         raise RxArgumentError(f"RxSpark: python_env must be {accepted}; got {value!r}")
     if "://" not in location and not os.path.isfile(os.path.expanduser(location)):
         raise RxArgumentError(f"RxSpark: python_env names no file: {location!r} does not exist; accepted: {accepted}")
-    return value if "://" in location else os.path.abspath(os.path.expanduser(value))
+    return location if "://" in location else os.path.abspath(os.path.expanduser(location))
