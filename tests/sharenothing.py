@@ -104,9 +104,11 @@ class ShareNothingCluster(StandaloneCluster):
     """A standalone master (an ordinary process) and workers in private mount namespaces."""
 
     def __init__(self, workdir: str, workers: int = 2, cores: int = 1, memory: str = "1g") -> None:
-        # No authentication: the driver runs in the test process, whose JVM may predate the secret
-        # (tests/standalone.py's authenticated cluster is tested with a driver of its own).
-        super().__init__(workdir, workers=workers, cores=cores, memory=memory, authenticate=False)
+        super().__init__(workdir, workers=workers, cores=cores, memory=memory, authenticate=True)
+
+    def auth_config(self) -> dict[str, str]:
+        """What an application started in this process needs to join (its JVM may predate ``_SPARK_AUTH_SECRET``)."""
+        return {"spark.authenticate": "true", "spark.authenticate.secret": self.secret or ""}
 
     def env(self) -> dict[str, str]:
         env = super().env()
@@ -132,7 +134,7 @@ class ShareNothingCluster(StandaloneCluster):
     def __enter__(self) -> ShareNothingCluster:
         os.makedirs(self.workdir, exist_ok=True)
         with open(self.properties, "w") as f:
-            f.write("spark.worker.cleanup.enabled false\n")
+            f.write("spark.authenticate true\nspark.worker.cleanup.enabled false\n")
         self._start(
             "master", "org.apache.spark.deploy.master.Master",
             "--host", "127.0.0.1", "--port", str(self.port), "--webui-port", str(self.web_port),

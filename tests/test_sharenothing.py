@@ -18,6 +18,7 @@ Debian's bare ``/usr/bin/python3``. What is checked on it:
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import warnings
 
@@ -26,13 +27,15 @@ import contexts
 import numpy as np
 import pytest
 import tasks
+import test_yarn_recipe as recipe
 from conformance import ConformanceSuite
 from s3server import S3Server, s3_unavailable
-from sharenothing import NODE_PYTHON, NodeEnvironment, ShareNothingCluster, make_workdir, unavailable
+from sharenothing import NODE_PYTHON, REPO, NodeEnvironment, ShareNothingCluster, make_workdir, unavailable
 
 import rxspark
 from rxspark import RxSpark, RxTaskFailureWarning, rx_elem_arg, rx_exec, rx_share
 from rxspark.errors import RxJobError, RxShareError, RxTaskError
+from rxspark.rng import VSL_KINDS
 
 WHY = unavailable()
 pytestmark = [
@@ -51,7 +54,18 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
-    return NodeEnvironment().ensure().pack(str(tmp_path_factory.mktemp("nodeenv") / "nodeenv.tar.gz"))
+    """The node environment packed by docs/guide/yarn.md's own command line, run with that environment's rxspark."""
+    node = NodeEnvironment().ensure()
+    command = next(c for c in recipe.pack_lines() if "--python-prefix" in c)
+    assert recipe._value(command, "--python-prefix") == os.path.dirname(os.path.dirname(NODE_PYTHON))
+    where = tmp_path_factory.mktemp("nodeenv")
+    done = subprocess.run(
+        [os.path.join(node.prefix, "bin", "rxspark"), *command[1:]], cwd=where, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    path = done.stdout.strip()
+    assert path == str(where / recipe._value(command, "--output")) and os.path.isfile(path)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +112,14 @@ def sessions():
     made.close()
 
 
-def _on(cluster, **kwargs) -> RxSpark:
+# A deterministic failure: one attempt per task is enough to see it.
+ONE_ATTEMPT = {"spark.task.maxFailures": "1"}
+
+
+def _on(cluster, extra_spark_config=None, **kwargs) -> RxSpark:
     return RxSpark(
-        master=cluster.master, num_executors=2, executor_cores=1, executor_mem="512m", progress=False, **kwargs
+        master=cluster.master, num_executors=2, executor_cores=1, executor_mem="512m", progress=False,
+        extra_spark_config={**cluster.auth_config(), **(extra_spark_config or {})}, **kwargs,
     )
 
 
@@ -116,7 +135,8 @@ class TestShareNothingConformance(ConformanceSuite):
 
     @pytest.fixture
     def cc(self, env_cc, request):
-        if "mt2203" in request.node.name or "sfmt19937" in request.node.name or "VSL" in request.node.name:
+        callspec = getattr(request.node, "callspec", None)
+        if callspec is not None and callspec.params.get("kind") in VSL_KINDS:
             pytest.skip("the shipped node environment leaves out mkl-random (Intel VSL kinds)")
         return env_cc
 
@@ -145,29 +165,6 @@ def test_executors_run_the_shipped_environment_and_see_none_of_the_drivers_files
     assert len({cwd for _, cwd, _ in out}) == 2  # two executors, each with its own unpacked copy
 
 
-def test_without_python_env_the_job_fails_once_naming_the_module_and_the_fix(sessions, cluster, monkeypatch):
-    monkeypatch.setenv("PYSPARK_PYTHON", NODE_PYTHON)  # the nodes' own Python: no rxspark, numpy, cloudpickle
-    cc = sessions.get("bare", lambda: _on(cluster))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        with pytest.raises(RxJobError) as failed:
-            rx_exec(tasks.add, rx_elem_arg(range(6)), 1, compute_context=cc)
-    message = str(failed.value)
-    assert "cannot import the module 'rxspark'" in message
-    assert "python_env='pack'" in message and "rxspark pack" in message
-    assert not [w for w in caught if issubclass(w.category, RxTaskFailureWarning)]  # one error, not one per task
-
-
-def test_the_drivers_interpreter_path_is_reported_missing_on_the_nodes(sessions, cluster, monkeypatch):
-    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)  # what rxspark defaults to without PYSPARK_PYTHON
-    cc = sessions.get("driver-python", lambda: _on(cluster))
-    with pytest.raises(RxJobError) as failed:
-        rx_exec(tasks.add, rx_elem_arg(range(4)), 1, compute_context=cc)
-    message = str(failed.value)
-    assert f"cannot start the Python {sys.executable!r}" in message
-    assert "python_env" in message and "PYSPARK_PYTHON" in message
-
-
 def test_a_share_in_the_drivers_local_directory_fails_naming_the_path_and_the_fix(env_cc, tmp_path):
     handle = rx_share(np.arange(10.0), share_dir=str(tmp_path / "local-share"))
     with warnings.catch_warnings():
@@ -187,3 +184,42 @@ def test_a_share_in_an_s3_store_is_read_on_every_node(env_cc, s3):
     handle.delete()
     with pytest.raises(RxShareError):
         handle.value  # noqa: B018 - loading is the point
+
+
+# The applications below run without the environment: last, so the one above starts once.
+
+
+def test_without_python_env_the_job_fails_once_naming_the_module_and_the_fix(sessions, cluster, monkeypatch):
+    monkeypatch.setenv("PYSPARK_PYTHON", NODE_PYTHON)  # the nodes' own Python: no rxspark, numpy, cloudpickle
+    cc = sessions.get("bare", lambda: _on(cluster, extra_spark_config=ONE_ATTEMPT))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(RxJobError) as failed:
+            rx_exec(tasks.add, rx_elem_arg(range(6)), 1, compute_context=cc)
+    message = str(failed.value)
+    assert "cannot import the module 'rxspark'" in message
+    assert "python_env='pack'" in message and "rxspark pack" in message
+    assert not [w for w in caught if issubclass(w.category, RxTaskFailureWarning)]  # one error, not one per task
+
+
+def test_the_drivers_interpreter_path_is_reported_missing_on_the_nodes(sessions, cluster, monkeypatch):
+    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)  # what rxspark defaults to without PYSPARK_PYTHON
+    cc = sessions.get("driver-python", lambda: _on(cluster, extra_spark_config=ONE_ATTEMPT))
+    with pytest.raises(RxJobError) as failed:
+        rx_exec(tasks.add, rx_elem_arg(range(4)), 1, compute_context=cc)
+    message = str(failed.value)
+    assert f"cannot start the Python {sys.executable!r}" in message
+    assert "python_env" in message and "PYSPARK_PYTHON" in message
+
+
+def test_the_guides_client_mode_submit_line_runs_with_only_the_master_changed(sessions, cluster, archive):
+    sessions.close()  # the submitted application needs the cluster's cores
+    line = next(c for c in recipe.submit_lines() if "--deploy-mode" not in c)
+    command = [archive if word == recipe._value(line, "--python-env") else word for word in recipe.on_standalone(line, cluster.master)]
+    env = dict(os.environ, _SPARK_AUTH_SECRET=cluster.secret, SPARK_LOCAL_IP="127.0.0.1")
+    env.pop("PYSPARK_DRIVER_PYTHON", None)
+    done = subprocess.run(
+        [os.path.join(REPO, command[0][2:]), *command[1:]], cwd=REPO, env=env, capture_output=True, text=True, timeout=400
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "10000 games in" in done.stdout and "on RxSpark" in done.stdout, done.stdout
