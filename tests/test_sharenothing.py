@@ -34,7 +34,7 @@ from sharenothing import NODE_PYTHON, REPO, NodeEnvironment, ShareNothingCluster
 
 import rxspark
 from rxspark import RxSpark, RxTaskFailureWarning, rx_elem_arg, rx_exec, rx_share
-from rxspark.errors import RxJobError, RxShareError, RxTaskError
+from rxspark.errors import RxArgumentError, RxJobError, RxShareError, RxTaskError
 from rxspark.rng import VSL_KINDS
 
 WHY = unavailable()
@@ -165,6 +165,10 @@ def test_executors_run_the_shipped_environment_and_see_none_of_the_drivers_files
     assert len({cwd for _, cwd, _ in out}) == 2  # two executors, each with its own unpacked copy
 
 
+def test_attaching_with_python_env_to_a_session_started_with_it(env_cc, archive):
+    assert RxSpark(spark=env_cc.session, python_env=archive).python_env == archive  # started with it: accepted
+
+
 def test_a_share_in_the_drivers_local_directory_fails_naming_the_path_and_the_fix(env_cc, tmp_path):
     handle = rx_share(np.arange(10.0), share_dir=str(tmp_path / "local-share"))
     with warnings.catch_warnings():
@@ -197,6 +201,8 @@ def test_without_python_env_the_job_fails_once_naming_the_module_and_the_fix(ses
         with pytest.raises(RxJobError) as failed:
             rx_exec(tasks.add, rx_elem_arg(range(6)), 1, compute_context=cc)
     message = str(failed.value)
+    with pytest.raises(RxArgumentError, match="python_env applies to a Spark application rxspark starts"):
+        RxSpark(spark=cc.session, python_env="pack")  # a running session's executors keep their Python
     assert "cannot import the module 'rxspark'" in message
     assert "python_env='pack'" in message and "rxspark pack" in message
     assert not [w for w in caught if issubclass(w.category, RxTaskFailureWarning)]  # one error, not one per task
@@ -223,3 +229,30 @@ def test_the_guides_client_mode_submit_line_runs_with_only_the_master_changed(se
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "10000 games in" in done.stdout and "on RxSpark" in done.stdout, done.stdout
+
+
+def _interpreter(_):
+    import sys
+
+    import numpy
+
+    return sys.executable, sys.prefix, numpy.__file__.startswith(sys.prefix)
+
+
+def test_on_spark_connect_python_env_ships_the_archive_as_a_session_artifact(archive):
+    """The test session's local Connect server (not the share-nothing cluster): its Python workers run the archive."""
+    why = contexts.CONNECT.unavailable()
+    if why:
+        pytest.skip(why)
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    session = ConnectSession.builder.remote(contexts.CONNECT.url()).create()  # a session of its own
+    try:
+        cc = RxSpark(spark=session, python_env=archive, progress=False)
+        out = rx_exec(_interpreter, rx_elem_arg(range(2)), compute_context=cc)
+        for executable, prefix, numpy_inside in out:
+            assert executable.endswith(os.path.join("environment", "bin", "python")) and numpy_inside
+            assert os.path.realpath(prefix) != os.path.realpath(sys.prefix)
+        assert session.conf.get("spark.sql.execution.pyspark.python") == "environment/bin/python"
+    finally:
+        session.stop()
