@@ -33,6 +33,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import re
 import sys
 import tarfile
 import tempfile
@@ -44,6 +45,7 @@ from .errors import RxArgumentError
 # name the driver's paths, caches are rebuilt on the nodes.
 EXCLUDED_DISTRIBUTIONS = frozenset({"pyspark", "pyspark-client", "pyspark-connect", "py4j"})
 _SKIPPED_DIRS = frozenset({"__pycache__"})
+_INTERPRETER = re.compile(r"python(\d+(\.\d+)?)?")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 
 
@@ -191,8 +193,8 @@ def _members(prefix: str) -> Iterator[tuple[str, str]]:
         )
         for name in sorted(filenames):
             source = os.path.join(dirpath, name)
-            if rel_dir == "bin" and (name.startswith(("activate", "python")) or name == "pyvenv.cfg"):
-                continue  # written anew by pack()
+            if rel_dir == "bin" and (name.startswith("activate") or _INTERPRETER.fullmatch(name)):
+                continue  # the interpreter links are written anew by pack(); activation scripts name driver paths
             if rel_dir == "." and name == "pyvenv.cfg":
                 continue
             if name.endswith((".pyc", ".pyo")) or source in excluded:
