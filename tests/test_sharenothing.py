@@ -12,7 +12,11 @@ Debian's bare ``/usr/bin/python3``. What is checked on it:
   Python, that the path does not exist there);
 - ``rx_share`` into the driver's local directory fails naming the path and the
   fix; into an S3 store (moto's server, tests/s3server.py) it works;
-- ``python_env`` values are checked up front, and an attached session refuses it.
+- an attached session accepts ``python_env`` only if it was started with it;
+- docs/guide/yarn.md's client-mode ``spark-submit.sh`` line runs on the cluster
+  with only the master changed (tests/test_yarn_recipe.py reads the lines);
+- on Spark Connect (the suite's local server) the archive travels as a session
+  artifact and the Python workers run it.
 """
 
 from __future__ import annotations
