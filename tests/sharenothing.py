@@ -11,10 +11,10 @@ unpack ``spark.archives`` and write their logs) is in its private ``/tmp``.
 
 :class:`NodeEnvironment` makes the small virtual environment the tests ship
 with ``python_env``: rxspark (editable, so packing an editable install is
-exercised) and its runtime needs, at the versions of ``constraints.txt``;
-packed with ``python_prefix="/usr"`` so ``bin/python`` is Debian's
-``python3.X`` on the nodes. It is kept under ``~/.cache/rxspark-tests`` per
-constraints hash and packed once per session.
+exercised), its runtime needs and pyspark (left out of the archive), at the
+versions of ``constraints.txt``, made from Debian's ``python3.X`` (the nodes'
+Python), so it also runs a driver that packs itself (``python_env="pack"``).
+It is kept under ``~/.cache/rxspark-tests`` per constraints hash.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from standalone import StandaloneCluster, free_port
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NODE_PYTHON = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
-# What the executors' Python needs for the conformance suite (tasks pass pandas objects).
-NODE_PACKAGES = ("numpy", "cloudpickle", "pyarrow", "loky", "pandas")
+# What the executors' Python needs for the conformance suite (tasks pass pandas objects), and pyspark, so the
+# environment also serves as a driver's (python_env="pack"); packing leaves pyspark out.
+NODE_PACKAGES = ("numpy", "cloudpickle", "pyarrow", "loky", "pandas", "pyspark")
 HIDDEN = ("/tmp", "/root", "/work")
 
 
@@ -52,6 +53,9 @@ def unavailable() -> str | None:
     probe = subprocess.run([NODE_PYTHON, "-c", "import numpy"], capture_output=True)
     if probe.returncode == 0:
         return f"{NODE_PYTHON} has numpy: the nodes would not be bare"
+    probe = subprocess.run([NODE_PYTHON, "-c", "import ensurepip, venv"], capture_output=True)
+    if probe.returncode != 0:
+        return f"{NODE_PYTHON} cannot make virtual environments (Debian: apt-get install python3-venv)"
     return None
 
 
@@ -70,7 +74,7 @@ class NodeEnvironment:
         if os.path.exists(stamp):
             return self
         shutil.rmtree(self.prefix, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", self.prefix], check=True)
+        subprocess.run([NODE_PYTHON, "-m", "venv", self.prefix], check=True)  # the nodes' Python is its base
         pip = [self.python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
         constraints = os.path.join(REPO, "constraints.txt")
         subprocess.run([*pip, "-c", constraints, *NODE_PACKAGES], check=True)

@@ -21,6 +21,7 @@ Debian's bare ``/usr/bin/python3``. What is checked on it:
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -233,6 +234,38 @@ def test_the_guides_client_mode_submit_line_runs_with_only_the_master_changed(se
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "10000 games in" in done.stdout and "on RxSpark" in done.stdout, done.stdout
+
+
+_PACK_DRIVER = """
+import json, os, sys
+from rxspark import RxSpark, rx_elem_arg, rx_exec
+from rxspark.pack import default_output
+
+def where(_):
+    import sys, numpy
+    return sys.executable, numpy.__file__.startswith(sys.prefix)
+
+auth = {"spark.authenticate": "true", "spark.authenticate.secret": os.environ["NODE_TEST_SECRET"]}
+with RxSpark(master=sys.argv[1], python_env="pack", num_executors=2, executor_cores=1, executor_mem="512m",
+             extra_spark_config=auth, progress=False) as cc:
+    out = rx_exec(where, rx_elem_arg(range(4)), compute_context=cc)
+print(json.dumps({"out": out, "archive": default_output()}))
+"""
+
+
+def test_python_env_pack_ships_the_drivers_own_environment(sessions, cluster, tmp_path):
+    """A driver in the node environment (made from the nodes' Python) with python_env="pack": it packs itself."""
+    sessions.close()  # the driver's application needs the cluster's cores
+    node = NodeEnvironment().ensure()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYSPARK_", "VIRTUAL_ENV", "PYTHON"))}
+    env.update(XDG_CACHE_HOME=str(tmp_path / "cache"), SPARK_LOCAL_IP="127.0.0.1", NODE_TEST_SECRET=cluster.secret)
+    done = subprocess.run([node.python, "-c", _PACK_DRIVER, cluster.master], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["archive"].startswith(str(tmp_path / "cache" / "rxspark" / "envs")) and os.path.isfile(report["archive"])
+    for executable, numpy_inside in report["out"]:
+        assert executable.endswith("/environment/bin/python") and numpy_inside
 
 
 def _interpreter(_):
