@@ -6,6 +6,7 @@
     rxspark job status|output|results|cancel|cleanup JOB_ID [--share-dir DIR] [--force]
     rxspark shares [--share-dir DIR] [--delete PATH ...]
     rxspark doctor [--no-spark]
+    rxspark pack [--output PATH] [--python-prefix DIR] [--prefix VENV]
 
 ``rxspark job cancel`` on a job of another process records a cancel request;
 that process cancels the job within about a second (its job monitor polls
@@ -419,12 +420,22 @@ def _cmd_shares(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- pack
+
+
+def _cmd_pack(args: argparse.Namespace) -> int:
+    from .pack import pack
+
+    print(pack(args.output, prefix=args.prefix, python_prefix=args.python_prefix))
+    return 0
+
+
 # ---------------------------------------------------------------- entry point
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rxspark", description="rxspark jobs and installation checks")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{jobs,job,shares,doctor}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{jobs,job,shares,doctor,pack}")
     store_help = "job store to use (default: rx_options()['share_dir'], ~/.rxspark/jobs)"
 
     jobs = sub.add_parser("jobs", help="list the jobs in a job store")
@@ -456,6 +467,13 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("--no-spark", action="store_true", help="skip starting a local Spark session")
     doctor.add_argument("--timeout", type=float, default=180.0, metavar="SECONDS", help="limit for the Spark check")
     doctor.set_defaults(run=_cmd_doctor)
+
+    packer = sub.add_parser("pack", help="pack this Python environment for RxSpark(python_env=...) / spark-submit.sh --python-env")
+    packer.add_argument("--output", metavar="PATH", help="the archive (.tar.gz); default: a cached archive per environment")
+    packer.add_argument("--python-prefix", metavar="DIR",
+                        help="prefix of the base CPython on the nodes (e.g. /usr); default: this venv's own base")
+    packer.add_argument("--prefix", metavar="VENV", help="the virtual environment to pack (default: the current one)")
+    packer.set_defaults(run=_cmd_pack)
     return parser
 
 

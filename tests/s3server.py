@@ -1,19 +1,49 @@
-"""A real S3-compatible server on 127.0.0.1 for the object-store tests: moto's server mode, in a process of its own.
+"""A real S3-compatible server for tests: moto's server, one process per test session, on a loopback port.
 
-``S3Server.start()`` runs ``python -m moto.server`` on a free loopback port and
-points this process's AWS settings at it (``AWS_ENDPOINT_URL``, which
-pyarrow's S3 filesystem and boto3 both read, and test credentials), so
-``s3://bucket/...`` URIs reach it; processes started afterwards inherit them.
+``S3Server().start()`` runs ``python -m moto.server`` (the ``moto[server]``
+extra of ``dev``) as a child process, waits until it answers, and creates a
+bucket. :meth:`S3Server.uri` gives a pyarrow S3 URI that reaches it from any
+process on this machine (the endpoint and plain-HTTP scheme ride in the URI's
+query string); :meth:`S3Server.env` gives the credentials pyarrow reads from
+the environment (``AWS_ACCESS_KEY_ID`` ...), which every process reading the
+store needs too (a Spark executor gets them through ``spark.executorEnv.*``).
+``stop()`` ends the process by its id.
+
+Use the session fixture in a test module::
+
+    from s3server import S3Server, s3_unavailable
+
+    @pytest.fixture(scope="session")
+    def s3():
+        with S3Server() as server:
+            yield server
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+import uuid
+
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "rxspark-test",
+    "AWS_SECRET_ACCESS_KEY": "rxspark-test-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def s3_unavailable() -> str | None:
+    """Why the S3 server cannot run here (None: it can)."""
+    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
+        return "the S3 store tests need moto[server] (in the dev extra)"
+    return None
 
 
 def _free_port() -> int:
@@ -23,67 +53,66 @@ def _free_port() -> int:
 
 
 class S3Server:
-    """One moto server for the test session."""
+    """moto's S3 server on 127.0.0.1, with one bucket."""
 
-    ENV = {
-        "AWS_ACCESS_KEY_ID": "rxspark-test",
-        "AWS_SECRET_ACCESS_KEY": "rxspark-test-secret",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-    }
+    def __init__(self, bucket: str = "rxspark-test") -> None:
+        self.port = _free_port()
+        self.bucket = bucket
+        self.endpoint = f"127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+        self.log = os.path.join(tempfile.mkdtemp(prefix="rxspark-s3-"), "moto.log")
 
-    def __init__(self) -> None:
-        self.process: subprocess.Popen[bytes] | None = None
-        self.endpoint = ""
-        self._saved: dict[str, str | None] = {}
+    def env(self) -> dict[str, str]:
+        """The environment variables a process needs to read and write the store."""
+        return dict(CREDENTIALS)
 
-    def unavailable(self) -> str | None:
-        try:
-            import boto3  # noqa: F401
-            import moto  # noqa: F401
-        except ImportError as exc:
-            return f"moto[server] is not installed ({exc}); `make test` installs it with the dev extra"
-        return None
+    def uri(self, *parts: str) -> str:
+        """An ``s3://`` URI under the bucket that pyarrow resolves to this server."""
+        path = "/".join([self.bucket, *(p.strip("/") for p in parts if p)])
+        return f"s3://{path}?endpoint_override={self.endpoint}&scheme=http"
 
-    def start(self) -> S3Server:
-        port = _free_port()
-        self.endpoint = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
+    def fresh_uri(self, prefix: str = "run") -> str:
+        """A URI of a new, empty directory in the bucket."""
+        return self.uri(f"{prefix}-{uuid.uuid4().hex[:12]}")
+
+    def start(self, timeout: float = 60.0) -> S3Server:
+        why = s3_unavailable()
+        if why:
+            raise RuntimeError(why)
+        env = dict(os.environ, **CREDENTIALS)
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
         while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"moto server exited with {self.process.returncode}; log: {self.log}")
             try:
-                urllib.request.urlopen(self.endpoint, timeout=1).close()  # noqa: S310 - our own loopback server
-                break
-            except Exception:  # noqa: BLE001 - not up yet
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto server did not start on {self.endpoint}") from None
+                request = urllib.request.Request(f"http://{self.endpoint}/{self.bucket}", method="PUT")
+                with urllib.request.urlopen(request, timeout=2):
+                    return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"moto server did not answer within {timeout:.0f} s; log: {self.log}") from None
                 time.sleep(0.2)
-        for name, value in {**self.ENV, "AWS_ENDPOINT_URL": self.endpoint}.items():
-            self._saved[name] = os.environ.get(name)
-            os.environ[name] = value
-        return self
-
-    def bucket(self, name: str) -> str:
-        """Create bucket ``name``; return its ``s3://`` URI."""
-        import boto3
-
-        boto3.client("s3", endpoint_url=self.endpoint).create_bucket(Bucket=name)
-        return f"s3://{name}"
 
     def stop(self) -> None:
-        for name, value in self._saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
-                self.process.wait()
+            self.process.wait(5)
+        self.process = None
+
+    def __enter__(self) -> S3Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

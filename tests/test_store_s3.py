@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 
 import jobtasks
 import numpy as np
 import pytest
 from durable_driver import submit
 from helpers import python
-from s3server import S3Server
+from s3server import S3Server, s3_unavailable
 
 import rxspark
 from rxspark import RxJobError, rx_get_jobs, rx_resume_job, rx_share
@@ -20,16 +21,21 @@ N, CHUNK = 8, 2
 
 
 @pytest.fixture(scope="module")
-def bucket():
-    server = S3Server()
-    why = server.unavailable()
+def s3():
+    why = s3_unavailable()
     if why:
         pytest.skip(why)
-    server.start()
-    try:
-        yield server.bucket("rxspark-tests")
-    finally:
-        server.stop()
+    saved = {name: os.environ.get(name) for name in S3Server().env()}
+    with S3Server() as server:
+        os.environ.update(server.env())  # every process that reads the store (collectors, resumers) needs them
+        try:
+            yield server
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 def objects(uri):
@@ -40,16 +46,22 @@ def objects(uri):
     return sorted(info.path[len(path) + 1 :] for info in infos if info.type == fs.FileType.File)
 
 
+def entry(share_dir, job_id):
+    """The URI of a job's entry (the endpoint rides in the query string)."""
+    path, _, query = share_dir.partition("?")
+    return f"{path}/{job_id}?{query}"
+
+
 def expected(tmp_path):
     return submit(rxspark.RxLocalSeq(), N, CHUNK, 0.0, str(tmp_path / "expected.log"), durable=False)
 
 
-def test_a_durable_job_on_s3_end_to_end(bucket, tmp_path):
-    share_dir = f"{bucket}/end-to-end"
+def test_a_durable_job_on_s3_end_to_end(s3, tmp_path):
+    share_dir = s3.fresh_uri("end-to-end")
     cc = rxspark.RxLocalSeq(share_dir=share_dir)
     job = submit(cc, N, CHUNK, 0.0, str(tmp_path / "runs.log"), wait=False, auto_cleanup=False)
     job.wait_done(60)
-    assert objects(f"{share_dir}/{job.job_id}") == [
+    assert objects(entry(share_dir, job.job_id)) == [
         "chunks/00000000.pkl", "chunks/00000001.pkl", "chunks/00000002.pkl", "chunks/00000003.pkl",
         "job.pkl", "layout.json", "lease.json", "record.json",
     ]
@@ -60,11 +72,11 @@ def test_a_durable_job_on_s3_end_to_end(bucket, tmp_path):
         print(json.dumps(rxspark.rx_get_job_results({job.job_id!r}, share_dir={share_dir!r}, auto_cleanup=True)))
     """
     assert json.loads(python(code)) == expected(tmp_path)
-    assert objects(f"{share_dir}/{job.job_id}") == []  # collected: cleaned up
+    assert objects(entry(share_dir, job.job_id)) == []  # collected: cleaned up
 
 
-def test_a_job_on_s3_resumes_and_its_objects_are_signed(bucket, tmp_path):
-    share_dir = f"{bucket}/resume"
+def test_a_job_on_s3_resumes_and_its_objects_are_signed(s3, tmp_path):
+    share_dir = s3.fresh_uri("resume")
     log = tmp_path / "runs.log"
     job = submit(rxspark.RxLocalSeq(share_dir=share_dir), N, CHUNK, 0.0, str(log), wait=False, auto_cleanup=False)
     job.wait_done(60)
@@ -89,10 +101,11 @@ def test_a_job_on_s3_resumes_and_its_objects_are_signed(bucket, tmp_path):
         store.read_pickle(job_id, "results.pkl")
 
 
-def test_rx_share_on_s3(bucket):
-    handle = rx_share(np.arange(10.0), share_dir=f"{bucket}/shared")
-    assert handle.uri.startswith(f"{bucket}/shared/")
+def test_rx_share_on_s3(s3):
+    shared = s3.fresh_uri("shared")
+    handle = rx_share(np.arange(10.0), share_dir=shared)
+    assert handle.uri.startswith(shared.split("?")[0])
     total = rxspark.rx_exec(lambda h: float(h.value.sum()), handle, times_to_run=2, compute_context=rxspark.RxLocalSeq())
     assert total == [45.0, 45.0]
     handle.delete()
-    assert objects(f"{bucket}/shared") == []
+    assert objects(shared) == []

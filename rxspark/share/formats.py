@@ -44,13 +44,13 @@ def type_name(obj: Any) -> str:
 
 
 def meta_location(data_location: str) -> str:
-    """The ``.meta.json`` sidecar of a data file (path or URI)."""
-    stem = data_location
+    """The ``.meta.json`` sidecar of a data file (path or URI; a URI's query stays at its end)."""
+    stem, sep, query = data_location.partition("?") if "://" in data_location else (data_location, "", "")
     for ext in DATA_EXTENSIONS:
         if stem.endswith(ext):
             stem = stem[: -len(ext)]
             break
-    return stem + META_SUFFIX
+    return stem + META_SUFFIX + sep + query
 
 
 def make_meta(filename: str, kind: str, size: int, digest: str, created: float, owner_job: str | None, obj: Any) -> bytes:

@@ -74,7 +74,7 @@ class RxShared:
             RxShareError: The share's metadata is missing or unreadable.
         """
         uri = os.fspath(uri)
-        meta_uri = uri if uri.endswith(formats.META_SUFFIX) else formats.meta_location(uri)
+        meta_uri = uri if uri.partition("?")[0].endswith(formats.META_SUFFIX) else formats.meta_location(uri)
         meta = formats.read_meta(meta_uri)
         if meta is None:
             raise RxShareError(f"no share metadata at {meta_uri} (not a share created by rx_share, or deleted)", meta_uri)

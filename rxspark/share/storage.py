@@ -44,16 +44,21 @@ def is_uri(location: str) -> bool:
 
 
 def join(location: str, name: str) -> str:
-    """The location of ``name`` inside the directory ``location`` (a path or a URI)."""
+    """The location of ``name`` inside the directory ``location`` (a path or a URI).
+
+    A URI's query (``s3://bucket/dir?endpoint_override=host:port``) stays at its end.
+    """
     if is_uri(location):
-        return location.rstrip("/") + "/" + name
+        path, sep, query = location.partition("?")
+        return path.rstrip("/") + "/" + name + sep + query
     return os.path.join(location, name)
 
 
 def dirname(location: str) -> str:
-    """The directory of a location (a path or a URI)."""
+    """The directory of a location (a path or a URI; a URI keeps its query)."""
     if is_uri(location):
-        return location.rsplit("/", 1)[0]
+        path, sep, query = location.partition("?")
+        return path.rsplit("/", 1)[0] + sep + query
     return os.path.dirname(location)
 
 

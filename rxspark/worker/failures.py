@@ -3,6 +3,7 @@ and what cannot be unpickled there (with the fix: the missing module, ``register
 
 from __future__ import annotations
 
+import re
 import traceback
 import types
 from typing import Any
@@ -86,3 +87,37 @@ def unloadable(what: str, node: str, exc: BaseException) -> tuple[str, str | Non
         f"your own can travel with the job: cloudpickle.register_pickle_by_value(module) on the driver)",
         None,
     )
+
+
+_NO_MODULE = re.compile(r"(?:ModuleNotFoundError|ImportError): No module named '([\w.]+)'")
+_NO_PROGRAM = re.compile(r'Cannot run program "([^"]+)"')
+_FIX = (
+    "Fix: ship this environment with the job, RxSpark(python_env='pack') (or python_env=PATH of an archive made by "
+    "`rxspark pack`; spark-submit.sh --python-env PATH), or install it on every node"
+)
+
+
+def worker_environment(text: str) -> str | None:
+    """What Spark's failure ``text`` says is wrong with the executors' Python, with the fix, or None.
+
+    Two failures come before any rxspark code runs on a node: its Python cannot
+    import a module the task needs (rxspark itself, cloudpickle, numpy ... when
+    the nodes lack them), or the Python named for the executors does not exist
+    there (the driver's own interpreter path, on a cluster that does not share
+    the driver's filesystem).
+    """
+    missing = _NO_MODULE.search(text)
+    if missing:
+        module = missing.group(1)
+        return (
+            f"the executors' Python cannot import the module {module!r} (No module named {module!r}): the cluster's "
+            f"nodes do not have {module.split('.')[0]} installed in the Python the executors run. {_FIX}."
+        )
+    program = _NO_PROGRAM.search(text)
+    if program:
+        return (
+            f"the executors cannot start the Python {program.group(1)!r}: it does not exist on the cluster's nodes "
+            f"(it is the driver's interpreter path unless PYSPARK_PYTHON names the nodes' own). {_FIX}, and set "
+            "PYSPARK_PYTHON to a Python every node has."
+        )
+    return None

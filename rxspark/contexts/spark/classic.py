@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from ... import _compat
 from ...errors import RxJobError
 from ...worker import InlinePayload, load_payload, run_chunk
+from ...worker.failures import worker_environment
 from ..base import INLINE_PAYLOAD_BYTES, check_nodes_ran, deliver
 from .engine import SparkEngine, barrier_addresses, chunk_result, lost_chunk, run_on_this_node
 
@@ -262,6 +263,9 @@ def _spark_failure(exc: BaseException, job: JobSink) -> BaseException:
             "RxSpark(extra_spark_config={'spark.driver.maxResultSize': '4g'}), or return smaller results "
             f"(Spark said: {_first_line(text)})"
         )
+    environment = worker_environment(text)
+    if environment is not None:
+        return RxJobError(f"job {job.job_id}: {environment}")
     lost = lost_chunk(text, job, _first_line(text))
     if lost is not None:
         return lost

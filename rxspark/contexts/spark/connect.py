@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from ..._compat import connect_endpoint
 from ...errors import RxJobCanceledError, RxJobError
 from ...worker import InlinePayload, load_payload, run_chunk
+from ...worker.failures import worker_environment
 from ..base import INLINE_PAYLOAD_BYTES, check_nodes_ran, deliver
 from .engine import SparkEngine, barrier_addresses, chunk_result, lost_chunk, run_on_this_node
 
@@ -372,6 +373,9 @@ class _ProgressHandler:
 def _connect_failure(exc: BaseException, job: JobSink) -> BaseException:
     text = str(exc)
     first = next((line.strip() for line in text.splitlines() if line.strip()), text)[:400]
+    environment = worker_environment(text)
+    if environment is not None:
+        return RxJobError(f"job {job.job_id}: {environment}")
     lost = lost_chunk(text, job, first)
     if lost is not None:
         return lost

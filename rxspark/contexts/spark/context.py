@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ... import _active, progress
 from ...errors import RxArgumentError, RxArgumentTypeError, RxSparkUnavailableError
+from ...pack import check_python_env
 from .. import registry
 from ..base import ComputeContext, JobSink, check_positive_int
 from . import session as sessions
@@ -71,6 +72,14 @@ class RxSpark(ComputeContext):
             ``driver_mem``, ``executor_overhead_mem`` and ``extra_spark_config``
             properties other than ``spark.sql.*`` cannot be applied by a client and
             raise ``RxArgumentError``.
+        python_env: The Python environment the executors run, for clusters whose nodes lack
+            your packages: the path or URI of a packed environment archive (``.tar.gz``, ``.tgz``,
+            ``.tar`` or ``.zip``; made by ``rxspark pack``, venv-pack or conda-pack), shipped with
+            the application (``spark.archives``, or an archive artifact on Connect) and run as
+            ``./environment/bin/python``; ``"pack"`` packs the current environment once (reused
+            while it does not change: :func:`rxspark.pack.packed_environment`). None: the nodes'
+            own Python (``PYSPARK_PYTHON``). A classic session rxspark attaches to cannot change
+            its executors' Python: start it with the archive instead (docs/guide/yarn.md).
 
     Raises:
         RxSparkUnavailableError: On first use, when Spark cannot start (no Java,
@@ -98,6 +107,7 @@ class RxSpark(ComputeContext):
         progress: bool | None = None,
         startup_timeout: float = 120.0,
         remote: str | None = None,
+        python_env: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__(
             wait=wait,
@@ -136,6 +146,7 @@ class RxSpark(ComputeContext):
         self.extra_spark_config = dict(extra_spark_config or {})
         self.startup_timeout = startup_timeout
         self.remote = remote
+        self.python_env = check_python_env(python_env)
         self._lock = threading.RLock()
         # The session and its engine are set together (both None before first use and after close()).
         self._spark: SparkSession | None = None
@@ -216,6 +227,16 @@ class RxSpark(ComputeContext):
             self._check_connect_settings()
             for key, value in self.extra_spark_config.items():
                 session.conf.set(key, str(value))
+            if self.python_env is not None:
+                sessions.ship_python_env_connect(session, self.python_env)
+        elif self.python_env is not None and not owned and not sessions.runs_python_env(session):
+            raise RxArgumentError(
+                "RxSpark: python_env applies to a Spark application rxspark starts; this session is already "
+                "running and its executors' Python cannot change. Start the application with the archive: "
+                f"spark-submit --archives '{sessions.archive_spec(self.python_env)}' --conf "
+                f"spark.pyspark.python={sessions.ENV_PYTHON} (or spark-submit.sh --python-env PATH), "
+                "or let RxSpark(master=..., python_env=...) start it"
+            )
         self._spark, self._owned, self._engine = session, owned, engine_class(session)
         if not owned and progress.wanted(self.progress):
             _hint_console_progress(self._engine)

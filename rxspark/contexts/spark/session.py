@@ -51,6 +51,7 @@ class SessionSettings(Protocol):
     executor_overhead_mem: str | None
     extra_spark_config: dict[str, Any]
     startup_timeout: float
+    python_env: str | None
 
 
 def import_pyspark() -> Any:
@@ -176,6 +177,61 @@ def spark_config(settings: SessionSettings, master: str | None = None) -> tuple[
             explicit[prop] = str(value)
     explicit.update({k: str(v) for k, v in settings.extra_spark_config.items()})
     return defaults, explicit
+
+
+# ---------------------------------------------------------------- python_env: the executors' environment
+
+ENV_ALIAS = "environment"
+ENV_PYTHON = f"./{ENV_ALIAS}/bin/python"
+
+
+def archive_spec(archive: str) -> str:
+    """``archive#environment``: the archive as ``spark.archives`` / ``--archives`` names it."""
+    return f"{archive.split('#', 1)[0]}#{ENV_ALIAS}"
+
+
+def resolve_python_env(python_env: str | None) -> str | None:
+    """The archive to ship: ``"pack"`` packs the current environment (once, while unchanged)."""
+    if python_env != "pack":
+        return python_env
+    from ...pack import packed_environment
+
+    return packed_environment()
+
+
+def python_env_config(archive: str, conf: Any = None) -> dict[str, str]:
+    """The properties that ship ``archive`` and make ``./environment/bin/python`` the executors' Python."""
+    archives = [a for a in ((conf.get("spark.archives", None) or "") if conf is not None else "").split(",") if a]
+    archives = [a for a in archives if not a.endswith(f"#{ENV_ALIAS}")] + [archive_spec(archive)]
+    return {
+        "spark.archives": ",".join(archives),
+        "spark.pyspark.python": ENV_PYTHON,
+        "spark.executorEnv.PYSPARK_PYTHON": ENV_PYTHON,
+    }
+
+
+def runs_python_env(session: Any) -> bool:
+    """Whether a running classic session's executors already run a shipped ``./environment``."""
+    try:
+        return session.sparkContext.pythonExec == ENV_PYTHON
+    except Exception:  # noqa: BLE001 - not a classic session
+        return False
+
+
+def ship_python_env_connect(session: Any, python_env: str) -> None:
+    """On Spark Connect: upload the archive as a session artifact and run Python UDFs with its interpreter.
+
+    Raises:
+        RxArgumentError: The archive is a URI (Connect uploads only local files).
+    """
+    archive = resolve_python_env(python_env)
+    assert archive is not None
+    if "://" in archive.split("#", 1)[0] and not archive.startswith("file://"):
+        raise RxArgumentError(
+            f"RxSpark: on Spark Connect, python_env must be a local file (the client uploads it); got {archive!r}"
+        )
+    session.addArtifacts(archive_spec(archive), archive=True)
+    session.conf.set("spark.sql.execution.pyspark.python", f"{ENV_ALIAS}/bin/python")
 
 
 # ---------------------------------------------------------------- parallelism before the start
@@ -364,7 +420,10 @@ def start(settings: SessionSettings) -> tuple[SparkSession, str]:
     for key, value in defaults.items():
         conf.setIfMissing(key, value)
     conf.setAll(list(explicit.items()))
-    if not os.environ.get("PYSPARK_PYTHON"):
+    archive = resolve_python_env(getattr(settings, "python_env", None))
+    if archive is not None:
+        conf.setAll(list(python_env_config(archive, conf).items()))
+    if not os.environ.get("PYSPARK_PYTHON") and archive is None:
         # PySpark starts workers with $PYSPARK_PYTHON (else "python3", which may
         # lack this environment's packages), whatever spark.pyspark.python says.
         os.environ["PYSPARK_PYTHON"] = conf.get("spark.pyspark.python", None) or sys.executable
@@ -377,7 +436,7 @@ def start(settings: SessionSettings) -> tuple[SparkSession, str]:
 
     def run() -> None:
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _executor_python(ENV_PYTHON if archive is not None else None):
                 warnings.simplefilter("ignore", FutureWarning)
                 started["session"] = builder.getOrCreate()
         except BaseException as exc:  # noqa: BLE001 - reported below
@@ -408,6 +467,23 @@ def start(settings: SessionSettings) -> tuple[SparkSession, str]:
     session = started["session"]
     session.sparkContext.setLogLevel("ERROR")
     return session, master
+
+
+@contextlib.contextmanager
+def _executor_python(python: str | None) -> Any:
+    """``PYSPARK_PYTHON`` while the SparkContext starts: it fixes its ``pythonExec``, the executors' Python."""
+    if python is None:
+        yield
+        return
+    before = os.environ.get("PYSPARK_PYTHON")
+    os.environ["PYSPARK_PYTHON"] = python
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PYSPARK_PYTHON", None)
+        else:
+            os.environ["PYSPARK_PYTHON"] = before
 
 
 def start_connect(url: str) -> tuple[Any, bool]:
