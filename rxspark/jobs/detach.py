@@ -143,7 +143,10 @@ def submit_detached(spec: JobSpec, context: ComputeContext) -> StoredJob:
     job_id = record.job_id
     if _cluster_mode(context):
         kwargs = context.recipe()["kwargs"]
-        command = cluster_command(store.root, job_id, master=kwargs.get("master") or "yarn", spark_conf=kwargs.get("extra_spark_config"))
+        command = cluster_command(
+            store.root, job_id, master=kwargs.get("master") or "yarn", spark_conf=kwargs.get("extra_spark_config"),
+            python_env=kwargs.get("python_env"),
+        )
         # The key reaches the cluster's driver through its environment (spark.yarn.appMasterEnv.*).
         command = [part.replace(f"${_signing.KEY_ENV}", _signing.key().decode()) for part in command]
     else:

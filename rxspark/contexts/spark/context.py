@@ -340,6 +340,8 @@ class RxSpark(ComputeContext):
             kwargs = {"app_name": self.app_name, "remote": remote}
         else:
             kwargs["master"] = master
+        if self.python_env is not None:  # a path or URI (or "pack": packed again where the driver runs)
+            kwargs["python_env"] = os.fspath(self.python_env)
         return kwargs
 
     def _where(self) -> str:
