@@ -24,6 +24,11 @@ def connect_unavailable() -> str | None:
     """Why a local Connect server cannot run here (None: it can)."""
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         return "Spark Connect tests need Java 17+ (none found)"
+    from rxspark import _compat
+
+    too_old = _compat.connect_unsupported()  # PySpark 3.5 (API.md: Connect needs 4.x)
+    if too_old:
+        return f"Spark Connect tests need PySpark 4.x: {too_old}"
     try:
         import warnings
 
