@@ -65,18 +65,24 @@ class Cell:
     Attributes:
         python: ``"3.11"``.
         requirements: What the cell installs besides ``rxspark[test]``: its PySpark line.
+        pytest_args: The cell's own narrowing of :data:`TESTS`.
     """
 
     python: str
     requirements: tuple[str, ...]
+    pytest_args: tuple[str, ...] = ()
 
 
+# The PySpark 4 cells leave out the multi-executor local-cluster context (marker ``cluster``): what it adds
+# (executor JVMs, executors lost and added) is the Spark version's, which `make test` covers on 4.x and the
+# 3.5 cell on 3.5; a cell's Python version shows in local[2]'s and the Connect server's workers as well.
+NO_CLUSTER = ("-m", "not cluster")
 CELLS: dict[str, Cell] = {
     # The cluster's own PySpark: EMR 7.x and Databricks LTS up to 16.4 run Spark 3.5 (classic sessions only).
     "py311-pyspark35": Cell("3.11", ("pyspark>=3.5,<3.6",)),
-    "py310-pyspark4": Cell("3.10", ("pyspark[connect]>=4.0,<5",)),
-    "py312-pyspark4": Cell("3.12", ("pyspark[connect]>=4.0,<5",)),
-    "py313-pyspark4": Cell("3.13", ("pyspark[connect]>=4.0,<5",)),
+    "py310-pyspark4": Cell("3.10", ("pyspark[connect]>=4.0,<5",), NO_CLUSTER),
+    "py312-pyspark4": Cell("3.12", ("pyspark[connect]>=4.0,<5",), NO_CLUSTER),
+    "py313-pyspark4": Cell("3.13", ("pyspark[connect]>=4.0,<5",), NO_CLUSTER),
 }
 OPTIONAL = ("mkl-random>=1.2",)
 
@@ -174,9 +180,10 @@ def test(name: str, pytest_args: list[str]) -> tuple[int, str]:
     env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     env.pop("SPARK_HOME", None)  # the cell's own pyspark, not another installation's
     started = time.monotonic()
-    print(f"matrix: {name}: pytest {' '.join(TESTS + pytest_args)}", flush=True)
+    args = ["-q", "-p", "no:randomly", "-p", "no:cacheprovider", "--durations=10", *cell.pytest_args, *TESTS, *pytest_args]
+    print(f"matrix: {name}: pytest {' '.join(args)}", flush=True)
     proc = subprocess.Popen(
-        [python, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", *TESTS, *pytest_args],
+        [python, "-m", "pytest", *args],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     output = []
@@ -210,7 +217,8 @@ def main() -> int:
         parser.error(f"unknown cell(s) {', '.join(unknown)}; the cells are {', '.join(CELLS)}")
     if args.command == "list":
         for name, cell in CELLS.items():
-            print(f"{name}: Python {cell.python}, {' '.join(cell.requirements)} ({lock_path(name).relative_to(ROOT)})")
+            narrowed = f", pytest {' '.join(cell.pytest_args)}" if cell.pytest_args else ""
+            print(f"{name}: Python {cell.python}, {' '.join(cell.requirements)}{narrowed} ({lock_path(name).relative_to(ROOT)})")
         return 0
     if args.command == "lock":
         for name in cells:

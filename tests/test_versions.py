@@ -42,6 +42,6 @@ def test_a_connect_server_for_the_tests_is_refused_on_pyspark_35():
 
     why = connect_unavailable()
     if _compat.pyspark_version() < (4, 0):
-        assert why is not None and "need PySpark 4.x" in why
+        assert why is not None and "Spark Connect needs PySpark 4.x" in why
     else:
         assert why is None or "PySpark 4" not in why
