@@ -53,8 +53,10 @@ def connect_unsupported() -> str | None:
 
     pyspark 3.5 ships a Connect client, but rxspark's Connect engine is built
     on and tested with the 4.x client and server only (the session's file
-    artifacts, tags, ``mapInArrow`` with ``barrier=True``), and API.md fixes
-    it: Connect needs pyspark 4.x; classic sessions work on 3.5.
+    artifacts, tags, ``mapInArrow`` with ``barrier=True``); the 3.5.9 wheel
+    has no Connect server to test against (no spark-connect jar, no
+    ``sbin/start-connect-server.sh``). API.md fixes it: Connect needs pyspark
+    4.x; classic sessions work on 3.5.
 
     Fallback: None (no objection) when the version cannot be read.
     """
