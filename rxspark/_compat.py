@@ -18,8 +18,10 @@ module costs nothing.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
+import sys
 from typing import Any
 
 # ---------------------------------------------------------------- pyspark's version: 3.5 or 4.x
@@ -70,6 +72,22 @@ def connect_unsupported() -> str | None:
         "supports for classic sessions only (RxSpark(master=...) or spark=<classic session>). "
         "Fix: pip install 'pyspark[connect]>=4,<5', or use a classic session"
     )
+
+
+# ---------------------------------------------------------------- Python 3.10
+
+
+if sys.version_info >= (3, 11):
+    JobTimeoutError = TimeoutError
+else:
+
+    class JobTimeoutError(concurrent.futures.TimeoutError, TimeoutError):  # noqa: N818 - the standard names
+        """A wait that timed out: both ``concurrent.futures.TimeoutError`` and the built-in ``TimeoutError``.
+
+        From Python 3.11 they are one class (and this is it); on 3.10 they are
+        two, and a job's ``TimeoutError`` (``rx_wait_for_job``, ``RxJob.wait_done``)
+        must be caught by either name, as on 3.11 (the version matrix's 3.10 cell).
+        """
 
 
 # ---------------------------------------------------------------- classic pyspark: the process's JVM
