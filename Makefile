@@ -15,7 +15,7 @@ PYTEST  = -m pytest -q -p no:randomly
 
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: demo test test-fast test-random test-latest lock bench lint java test-libs venv clean docs
+.PHONY: demo test test-fast test-random test-latest lock test-matrix lock-matrix bench lint java test-libs venv clean docs
 
 venv: $(STAMP)
 
@@ -66,6 +66,16 @@ lock:
 	.venv-lock/bin/python scripts/drift.py --write $(LOCK)
 	rm -rf .venv-lock
 
+# The version matrix (docs/guide/versions.md): the suite's core on PySpark 3.5 and on Pythons 3.10, 3.12
+# and 3.13, one venv per cell (.venv-matrix/<cell>) from its own lock (constraints/<cell>.txt); cells run
+# one after the other. CELLS="py311-pyspark35 py313-pyspark4" picks some; `scripts/matrix.py list` lists them.
+test-matrix: java
+	$(PYTHON) scripts/matrix.py test $(CELLS)
+
+# Record the newest releases each cell allows as its lock (then run the cell: make test-matrix CELLS=...).
+lock-matrix:
+	$(PYTHON) scripts/matrix.py lock $(CELLS)
+
 bench: venv java
 	$(PY) -m pip install --quiet -c $(LOCK) -e '.[bench]'
 	$(PY) benchmarks/run.py
@@ -83,4 +93,4 @@ lint: venv
 	$(PY) -m ruff check rxspark tests examples benchmarks
 
 clean:
-	rm -rf $(VENV) $(LATEST) .venv-lock build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(LATEST) .venv-lock .venv-matrix build dist *.egg-info .pytest_cache

@@ -6,7 +6,9 @@ scheduler calls pyspark does not expose. Each is read here and only here, in a
 small named function whose docstring says which versions it was checked on and
 what it does when the name is gone, so a new pyspark or joblib breaks one
 function, not the engines. The differences between Spark 3.5 and 4.x go here
-too. Checked on pyspark 4.3.0 and joblib 1.6.0; not yet on Spark 3.5.
+too (:func:`pyspark_version`, :func:`connect_unsupported`). Checked on
+pyspark 4.3.0 and 3.5.9 (the version matrix, ``make test-matrix``) and
+joblib 1.6.0.
 ``tests/test_private_api.py`` fails when another module reads a private
 pyspark or joblib attribute.
 
@@ -16,9 +18,77 @@ module costs nothing.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
+import sys
 from typing import Any
+
+# ---------------------------------------------------------------- pyspark's version: 3.5 or 4.x
+
+#: The oldest pyspark line with a Spark Connect client rxspark supports.
+CONNECT_MIN = (4, 0)
+
+
+def pyspark_version() -> tuple[int, int] | None:
+    """``(major, minor)`` of the pyspark this process imports, or None when there is none.
+
+    Reads the public ``pyspark.__version__`` (``"3.5.9"``, ``"4.1.0.dev0"``), so
+    a cluster's own PySpark on ``sys.path`` without pip metadata (an EMR or
+    Databricks driver) counts; imports pyspark.
+
+    Fallback: None when pyspark is not importable or its version does not parse.
+    """
+    try:
+        import pyspark
+    except ImportError:
+        return None
+    parts = str(getattr(pyspark, "__version__", "")).split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def connect_unsupported() -> str | None:
+    """Why this pyspark cannot be rxspark's Spark Connect client (None: it can).
+
+    pyspark 3.5 ships a Connect client, but rxspark's Connect engine is built
+    on and tested with the 4.x client and server only (the session's file
+    artifacts, tags, ``mapInArrow`` with ``barrier=True``); the 3.5.9 wheel
+    has no Connect server to test against (no spark-connect jar, no
+    ``sbin/start-connect-server.sh``). API.md fixes it: Connect needs pyspark
+    4.x; classic sessions work on 3.5.
+
+    Fallback: None (no objection) when the version cannot be read.
+    """
+    version = pyspark_version()
+    if version is None or version >= CONNECT_MIN:
+        return None
+    import pyspark
+
+    return (
+        f"Spark Connect needs PySpark {CONNECT_MIN[0]}.x; this is PySpark {pyspark.__version__}, which rxspark "
+        "supports for classic sessions only (RxSpark(master=...) or spark=<classic session>). "
+        "Fix: pip install 'pyspark[connect]>=4,<5', or use a classic session"
+    )
+
+
+# ---------------------------------------------------------------- Python 3.10
+
+
+if sys.version_info >= (3, 11):
+    JobTimeoutError = TimeoutError
+else:
+
+    class JobTimeoutError(concurrent.futures.TimeoutError, TimeoutError):  # noqa: N818 - the standard names
+        """A wait that timed out: both ``concurrent.futures.TimeoutError`` and the built-in ``TimeoutError``.
+
+        From Python 3.11 they are one class (and this is it); on 3.10 they are
+        two, and a job's ``TimeoutError`` (``rx_wait_for_job``, ``RxJob.wait_done``)
+        must be caught by either name, as on 3.11 (the version matrix's 3.10 cell).
+        """
+
 
 # ---------------------------------------------------------------- classic pyspark: the process's JVM
 

@@ -285,14 +285,16 @@ def _check_java() -> Check:
 
 
 def _check_pyspark() -> Check:
-    fix = "pip install 'pyspark>=4,<5'"
+    fix = "pip install 'pyspark>=3.5,<5' (on a cluster: its own PySpark)"
     try:
         import pyspark
     except Exception as exc:  # noqa: BLE001 - any import failure is the finding
         return Check("PySpark", False, f"cannot import pyspark: {type(exc).__name__}: {exc}", fix)
     version = getattr(pyspark, "__version__", "?")
-    if not version.startswith("4."):
-        return Check("PySpark", False, f"pyspark {version}; rxspark needs 4.x", fix)
+    if not version.startswith(("3.5.", "4.")):
+        return Check("PySpark", False, f"pyspark {version}; rxspark needs 3.5.x or 4.x", fix)
+    if version.startswith("3.5."):
+        return Check("PySpark", True, f"pyspark {version} (classic sessions; Spark Connect needs 4.x)")
     return Check("PySpark", True, f"pyspark {version}")
 
 

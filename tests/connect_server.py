@@ -1,6 +1,8 @@
 """A local Spark Connect server for the tests: started once per test session, stopped by its process id.
 
-The pyspark wheel ships ``sbin/start-connect-server.sh``; the server runs on
+The pyspark wheel ships ``sbin/start-connect-server.sh`` (4.3.0 does; 4.2.1, the
+newest for Python 3.10, does not: then the ``spark-daemon.sh`` call the script
+makes is made here); the server runs on
 ``local[2,4]`` (2 task slots, crashed Python workers retried), on a free
 loopback port, with this interpreter as the workers' Python, and keeps its
 logs and pid file in a private directory.
@@ -24,6 +26,11 @@ def connect_unavailable() -> str | None:
     """Why a local Connect server cannot run here (None: it can)."""
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         return "Spark Connect tests need Java 17+ (none found)"
+    from rxspark import _compat
+
+    too_old = _compat.connect_unsupported()  # PySpark 3.5 (API.md: Connect needs 4.x)
+    if too_old:
+        return f"Spark Connect tests skip: {too_old}"
     try:
         import warnings
 
@@ -75,7 +82,13 @@ class ConnectServer:
             "spark.ui.enabled": "false",
             **self.conf,
         }
-        args = [os.path.join(self.home, "sbin", "start-connect-server.sh"), "--master", self.master]
+        script = os.path.join(self.home, "sbin", "start-connect-server.sh")
+        if os.path.exists(script):
+            args = [script, "--master", self.master]
+        else:  # the pyspark 4.2 wheel has no such script (checked on 4.2.1, the newest for Python 3.10): what it runs
+            args = [os.path.join(self.home, "sbin", "spark-daemon.sh"), "submit",
+                    "org.apache.spark.sql.connect.service.SparkConnectServer", "1", "--name", "Spark Connect server",
+                    "--master", self.master]
         for key, value in conf.items():
             args += ["--conf", f"{key}={value}"]
         subprocess.run(args, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from .. import progress as _progress
+from .._compat import JobTimeoutError
 from ..errors import RxTaskError
 from ..plan import TaskPlan, lay_out
 from ..spec import JobSpec
@@ -236,7 +237,7 @@ class RxJob(BaseJob):
         except CancelledError:
             pass
         except FuturesTimeoutError:
-            raise FuturesTimeoutError(f"job {self.job_id} is still {self.status()} after {timeout} s") from None
+            raise JobTimeoutError(f"job {self.job_id} is still {self.status()} after {timeout} s") from None
         return self.status()
 
     def results_retrieved(self) -> bool:
@@ -248,6 +249,8 @@ class RxJob(BaseJob):
             error = self.exception(timeout)
         except CancelledError:
             return "canceled", None
+        except FuturesTimeoutError:  # the built-in TimeoutError too on 3.10, as the docstrings say
+            raise JobTimeoutError(f"job {self.job_id} is still {self.status()} after {timeout} s") from None
         # Future's own result(): this class's result() is collect(), which called this.
         return ("failed", error) if error is not None else ("finished", Future.result(self))
 

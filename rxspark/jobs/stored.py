@@ -9,7 +9,6 @@ is gone is "undetermined".
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import os
 import time
@@ -18,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
 from typing import Any
 
+from .._compat import JobTimeoutError
 from .._warn import user_stacklevel
 from ..errors import RxJobCanceledError, RxJobError
 from . import store as _store
@@ -227,7 +227,7 @@ class StoredJob(BaseJob):
                 return status
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
-                raise concurrent.futures.TimeoutError(f"job {self.job_id} is still {status} after {timeout} s")
+                raise JobTimeoutError(f"job {self.job_id} is still {status} after {timeout} s")
             time.sleep(delay if left is None else min(delay, left))
             delay = min(delay * 2, 1.0)
 

@@ -39,8 +39,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..._compat import connect_endpoint
-from ...errors import RxJobCanceledError, RxJobError
+from ..._compat import connect_endpoint, connect_unsupported
+from ...errors import RxJobCanceledError, RxJobError, RxSparkUnavailableError
 from ...worker import InlinePayload, load_payload, run_chunk
 from ...worker.failures import worker_environment
 from ..base import INLINE_PAYLOAD_BYTES, check_nodes_ran, deliver
@@ -172,6 +172,9 @@ class ConnectEngine(SparkEngine):
     """Runs jobs on a Spark Connect session through DataFrames, artifacts and tags."""
 
     def __init__(self, session: Any) -> None:
+        why = connect_unsupported()
+        if why:  # a Connect session of pyspark 3.5, passed in as spark= or found running
+            raise RxSparkUnavailableError(f"RxSpark: {why}")
         super().__init__(session)
         self._parallelism: int | None = None
         self._nodes: list[str] | None = None

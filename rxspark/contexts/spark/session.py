@@ -63,7 +63,7 @@ def import_pyspark() -> Any:
             import pyspark
             import pyspark.sql  # noqa: F401
     except ImportError as exc:  # pragma: no cover - pyspark is a core dependency
-        raise RxSparkUnavailableError("pyspark is not installed: pip install 'pyspark>=4,<5'") from exc
+        raise RxSparkUnavailableError("pyspark is not installed: pip install 'pyspark>=3.5,<5'") from exc
     return pyspark
 
 
@@ -494,8 +494,12 @@ def start_connect(url: str) -> tuple[Any, bool]:
     process to Connect mode.
 
     Raises:
-        RxSparkUnavailableError: The Connect client is not installed or the server does not answer.
+        RxSparkUnavailableError: The Connect client is not installed, is PySpark 3.5's, or the server
+            does not answer.
     """
+    why = _compat.connect_unsupported()
+    if why:
+        raise RxSparkUnavailableError(f"RxSpark(remote={url!r}): {why}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
