@@ -54,7 +54,7 @@ def timed(run) -> float:
 def interleaved(variants: dict, repeat: int) -> dict[str, float]:
     """The median seconds of each variant, repeats interleaved (so drift hits both alike)."""
     times: dict[str, list[float]] = {name: [] for name in variants}
-    for name, run in variants.items():  # warm-up
+    for run in variants.values():  # warm-up
         run()
     for _ in range(repeat):
         for name, run in variants.items():
