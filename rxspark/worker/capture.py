@@ -26,7 +26,10 @@ class _ThreadStream(io.TextIOBase):
 
     def flush(self) -> None:
         if getattr(_capture, "buffer", None) is None and self.original is not None:
-            self.original.flush()
+            try:
+                self.original.flush()
+            except ValueError:  # closed: a kept stand-in flushed at interpreter exit, after its stream
+                pass
 
     def isatty(self) -> bool:
         return False
