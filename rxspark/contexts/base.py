@@ -216,6 +216,8 @@ class ComputeContext:
 
         A detached driver runs its job on it (``rx_exec(..., detach=True)``): the
         same kind of context with the same settings, never this process's engine.
+        The recipe is stored with durable jobs, so secret settings are left out of
+        it (the other side's own configuration supplies them).
         """
         kwargs = {
             "console_output": self.console_output,
@@ -224,7 +226,12 @@ class ComputeContext:
             "share_dir": self.share_dir,
             "progress": False,
         }
-        return {"class": f"{type(self).__module__}.{type(self).__qualname__}", "kwargs": {**kwargs, **self._recipe_kwargs()}}
+        from ..jobs.store import without_secrets  # the recipe is stored: no secret goes with it
+
+        return {
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "kwargs": without_secrets({**kwargs, **self._recipe_kwargs()}),
+        }
 
     def _recipe_kwargs(self) -> dict[str, Any]:
         """The subclass's own constructor arguments for :meth:`recipe`."""

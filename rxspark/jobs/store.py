@@ -126,6 +126,23 @@ def redact(value: Any) -> Any:
     return redact(str(value))
 
 
+def without_secrets(value: Any) -> Any:
+    """A copy of ``value`` with secret-looking entries left out (not masked): for what must stay usable.
+
+    A stored job's context recipe rebuilds the context elsewhere, where a masked
+    value would be a wrong one: secret settings (keys matching secret, password,
+    token, key or credential) are dropped instead, and must come from the other
+    side's own configuration. Secrets inside strings are masked as :func:`redact` does.
+    """
+    if isinstance(value, dict):
+        return {k: without_secrets(v) for k, v in value.items() if not (isinstance(k, str) and _SECRET_KEY.search(k))}
+    if isinstance(value, (list, tuple)):
+        return type(value)(without_secrets(v) for v in value)
+    if isinstance(value, str):
+        return redact(value)
+    return value
+
+
 # ---------------------------------------------------------------- owner identity
 
 

@@ -74,7 +74,9 @@ def test_local_pool_files_and_job_store_are_private_under_umask_0(tmp_path, shar
         release.touch()
         assert job.result(timeout=60) == [0, 1, 2, 3]
         store = tree_modes(share_dir)
-        assert any(p.endswith("record.json") for p in store) and any(p.endswith("results.pkl") for p in store)
+        # A non-waiting job is durable: its results are its chunk checkpoints (and the frozen job beside them).
+        assert any(p.endswith("record.json") for p in store) and any("/chunks/" in p and p.endswith(".pkl") for p in store)
+        assert any(p.endswith("job.pkl") for p in store) and any(p.endswith("lease.json") for p in store)
         for path, m in store.items():
             assert m == (0o700 if os.path.isdir(path) else 0o600), (path, oct(m))
     finally:
