@@ -33,6 +33,7 @@ READMES = ["README.md", "examples/README.md"] + sorted(
 # (file, reason) of every block marked not-run.
 NOT_RUN: list[tuple[str, str]] = [
     ("docs/guide/spark.md", "needs a YARN cluster"),
+    ("docs/guide/yarn.md", "needs a YARN cluster"),
 ]
 
 _BLOCK = re.compile(r"^```python\n(?P<code>.*?)^```", re.S | re.M)
