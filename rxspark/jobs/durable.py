@@ -346,8 +346,9 @@ class Durability:
         self._saved.update(saved)
         self._layout_stored = layout_stored
 
-    def activate(self, chunks: list[ChunkResult]) -> None:
-        """Become durable now: freeze (unless stored already), lay down the layout, take the lease, save ``chunks``."""
+    def activate(self) -> None:
+        """Become durable now: freeze (unless stored already), lay down the layout, take the lease, and save
+        every chunk delivered so far (read after becoming active: one delivered meanwhile is not missed)."""
         job = self._job
         with self._lock:
             if self.active or self.failed or self._released or (self.mode is False and self.fingerprint is None):
@@ -368,7 +369,7 @@ class Durability:
             except Exception as exc:  # noqa: BLE001 - the job runs on, only not durably: say so once
                 self._give_up(f"{type(exc).__name__}: {exc}")
                 return
-        for result in chunks:
+        for result in job._chunks.delivered():
             self.save(result)
 
     def save(self, result: ChunkResult) -> None:

@@ -395,7 +395,7 @@ class RxJob(BaseJob):
             self.started_at = time.time()
         self._recorder.on_start()
         if not_ready is None and self._durability.wanted_from_start():
-            self._durability.activate(self._chunks.delivered())
+            self._durability.activate()
         if self._bar is not None:
             self._bar.start_clock()
         if not_ready is not None:
@@ -468,5 +468,5 @@ class RxJob(BaseJob):
             return
         durability = self._durability
         if not durability.active and self._recorder.recorded and self.plan is not None and self._phase == _RUNNING:
-            durability.activate(self._chunks.delivered())  # a waiting call past the record delay
+            durability.activate()  # a waiting call past the record delay
         durability.tick(now)
