@@ -105,6 +105,18 @@ def _missing_note(job_id: str, share_dir: str) -> str:
     )
 
 
+def _hand_out(args: argparse.Namespace, value: Any) -> None:
+    """Print a job's results, or write them to ``--save FILE`` (cloudpickle)."""
+    if args.save:
+        import cloudpickle
+
+        with open(args.save, "wb") as f:
+            cloudpickle.dump(value, f)
+        print(f"results of {args.job_id} saved to {args.save}")
+    else:
+        pprint.pprint(value)
+
+
 def _results(args: argparse.Namespace, share_dir: str) -> int:
     """Print (or save) a job's outcome; only then, if the job's auto_cleanup says so (and not --keep), remove its record."""
     from .jobs.functions import _require
@@ -124,14 +136,7 @@ def _results(args: argparse.Namespace, share_dir: str) -> int:
         failed = exc
         print(f"rxspark: job {args.job_id} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
     if failed is None:
-        if args.save:
-            import cloudpickle
-
-            with open(args.save, "wb") as f:
-                cloudpickle.dump(value, f)
-            print(f"results of {args.job_id} saved to {args.save}")
-        else:
-            pprint.pprint(value)
+        _hand_out(args, value)
         sys.stdout.flush()  # a reader that went away (| head) stops us here, before the record goes
     if job.auto_cleanup and not args.keep:
         job.cleanup()
@@ -190,14 +195,7 @@ def _resume(args: argparse.Namespace, share_dir: str) -> int:
         results = rx_resume_job(args.job_id, compute_context=context, wait=True, share_dir=share_dir)
     finally:
         context.close()
-    if args.save:
-        import cloudpickle
-
-        with open(args.save, "wb") as f:
-            cloudpickle.dump(results, f)
-        print(f"results of {args.job_id} saved to {args.save}")
-    else:
-        pprint.pprint(results)
+    _hand_out(args, results)
     return 0
 
 
