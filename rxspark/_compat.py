@@ -141,6 +141,28 @@ def launch_gateway() -> None:
         ensure()
 
 
+def clear_launch_properties(properties: dict[str, str]) -> None:
+    """Clear the JVM system properties named in ``properties`` that still hold the value given there.
+
+    PySpark launches its JVM with a new ``SparkContext``'s properties as
+    ``spark-submit --conf`` arguments, which makes them JVM system properties;
+    every later ``SparkConf()`` in the process reads them back. Reaches the JVM
+    through ``SparkContext._jvm`` (checked on pyspark 4.3.0 and 3.5.9; it
+    outlives a stopped context).
+
+    Fallback: nothing when there is no gateway (no JVM, nothing to clear).
+    """
+    from pyspark import SparkContext
+
+    jvm = getattr(SparkContext, "_jvm", None)
+    if jvm is None:
+        return
+    system = jvm.java.lang.System
+    for key, value in properties.items():
+        if system.getProperty(key) == value:
+            system.clearProperty(key)
+
+
 def instantiated_session() -> Any | None:
     """The classic ``SparkSession`` pyspark made last in this process (any thread), or None.
 

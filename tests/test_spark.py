@@ -124,6 +124,35 @@ def test_unreachable_master_is_a_clear_error_within_seconds():
     assert float(out.stdout.split()[1]) < 10
 
 
+def test_a_later_application_starts_without_the_properties_of_the_one_that_launched_the_jvm():
+    """PySpark launches its JVM with the first session's properties as system properties; rxspark's next one drops them.
+
+    Found in CI: a share-nothing cluster application, started in a process
+    whose first session was local, inherited that session's
+    spark.executorEnv.PYTHONPATH (the driver's paths), so the nodes' bare
+    Python imported the driver's packages from a checkout they could see.
+    """
+    code = """
+        import json, rxspark
+        first = rxspark.RxSpark(master="local[1]", extra_spark_config={"spark.rxtest.first": "yes"}).connect()
+        assert rxspark.rx_exec(abs, rxspark.rx_elem_arg([-1, -2]), compute_context=first) == [1, 2]
+        seen = {"first": dict(first.spark_context.getConf().getAll())}
+        first.close()
+        second = rxspark.RxSpark(master="local[1]").connect()
+        seen["second"] = dict(second.spark_context.getConf().getAll())
+        second.close()
+        print(json.dumps(seen))
+    """
+    env = dict(os.environ, PYSPARK_SUBMIT_ARGS="--conf spark.rxtest.submitted=kept pyspark-shell")
+    out = _start_in_subprocess(code, env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["first"]["spark.rxtest.first"] == "yes"
+    assert "spark.rxtest.first" not in seen["second"]  # the first session's own setting
+    assert seen["first"]["spark.rxtest.submitted"] == seen["second"]["spark.rxtest.submitted"] == "kept"
+    assert seen["second"]["spark.master"].startswith("local[1")
+
+
 def test_a_different_master_while_a_session_runs_is_refused(spark_local):
     with pytest.raises(rxspark.RxArgumentError, match="already active"):
         RxSpark(master="local[1]").connect()

@@ -404,6 +404,8 @@ def start(settings: SessionSettings) -> tuple[SparkSession, str]:
     # Under spark-submit the JVM already runs and holds the submitted
     # properties (master included): connect to it first so SparkConf sees them.
     submitted = "PYSPARK_GATEWAY_PORT" in os.environ or _compat.gateway_started()
+    launching = not submitted  # this start launches the JVM, with this session's properties
+    _forget_launch()
     with warnings.catch_warnings():
         # The first call into the JVM imports pyspark.testing, which warns about pandas >= 3 (FutureWarning)
         warnings.simplefilter("ignore", FutureWarning)
@@ -465,8 +467,33 @@ def start(settings: SessionSettings) -> tuple[SparkSession, str]:
             "Fix: run `rxspark doctor` to check Java, PySpark and the master."
         ) from exc
     session = started["session"]
+    if launching:
+        _LAUNCHED.update(dict(conf.getAll()))
     session.sparkContext.setLogLevel("ERROR")
     return session, master
+
+
+# The properties of the session whose start launched this process's JVM.
+# PySpark hands them to spark-submit as --conf, so they stay in the JVM as
+# system properties and every later SparkConf() would read them back: a
+# cluster application started after a local one would inherit its loopback
+# driver host and its executors' PYTHONPATH (the driver's own paths).
+_LAUNCHED: dict[str, str] = {}
+
+
+def _forget_launch() -> None:
+    """Before a new application: drop what the JVM kept of the session that launched it.
+
+    Only properties rxspark itself gave the launch are cleared (and only while
+    they hold that value), never those of spark-submit, ``PYSPARK_SUBMIT_ARGS``
+    or a session rxspark did not start; a property that
+    ``conf/spark-defaults.conf`` sets too is cleared as well.
+    """
+    if not _LAUNCHED or _compat.active_spark_context() is not None:
+        return
+    submit_args = os.environ.get("PYSPARK_SUBMIT_ARGS", "")
+    _compat.clear_launch_properties({k: v for k, v in _LAUNCHED.items() if k not in submit_args})
+    _LAUNCHED.clear()
 
 
 @contextlib.contextmanager
