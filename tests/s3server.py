@@ -13,9 +13,12 @@ Use the session fixture in a test module::
 
     from s3server import S3Server, s3_unavailable
 
-    @pytest.fixture(scope="session")
+    @pytest.fixture(scope="module")
     def s3():
-        with S3Server() as server:
+        why = s3_unavailable()
+        if why:
+            pytest.skip(why)
+        with serving() as server:  # its credentials in os.environ while it runs
             yield server
 """
 
@@ -116,3 +119,24 @@ class S3Server:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def serving():
+    """A running :class:`S3Server` whose credentials are in ``os.environ`` until it stops.
+
+    Every process that reads the store (this one, job collectors and
+    resumers it starts) inherits them; the variables are put back after.
+    """
+    server = S3Server()
+    saved = {name: os.environ.get(name) for name in server.env()}
+    with server:
+        os.environ.update(server.env())
+        try:
+            yield server
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value

@@ -2,7 +2,8 @@
 
 Each worker runs in a mount namespace of its own (``unshare -m``, needs
 root) where private tmpfs mounts hide ``/tmp``, ``/root`` (HOME, pyenv's
-interpreters) and ``/work`` (this checkout, its ``.venv``, every worktree).
+interpreters) and ``/work`` (this checkout, its ``.venv``, every worktree),
+and this checkout, its venv and HOME wherever else they are.
 What a worker still sees is what a cluster node has: the OS, Java, Debian's
 bare ``/usr/bin/python3`` (no numpy, cloudpickle, pyarrow, rxspark) and a
 Spark installation, here the pip-installed PySpark bind-mounted read-only at
@@ -35,6 +36,21 @@ NODE_PYTHON = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}
 # environment also serves as a driver's (python_env="pack"); packing leaves pyspark out.
 NODE_PACKAGES = ("numpy", "cloudpickle", "pyarrow", "loky", "pandas", "pyspark")
 HIDDEN = ("/tmp", "/root", "/work")
+
+
+def hidden_dirs() -> list[str]:
+    """What the nodes must not see: HIDDEN, and wherever this checkout, its venv and HOME are (a CI clone may be elsewhere).
+
+    Nested directories are left out (their parent hides them; a tmpfs cannot
+    be mounted on a path its parent's tmpfs has already hidden).
+    """
+    wanted = [*HIDDEN, REPO, sys.prefix, os.path.expanduser("~")]
+    dirs: list[str] = []
+    for path in sorted({os.path.realpath(p) for p in wanted if os.path.isdir(p)}, key=len):
+        if path in ("/", "/usr", "/etc", "/mnt") or any(path == d or path.startswith(d + "/") for d in dirs):
+            continue
+        dirs.append(path)
+    return dirs
 
 
 def unavailable() -> str | None:
@@ -95,7 +111,7 @@ mount -t tmpfs -o size=64m tmpfs /mnt
 mkdir -p /mnt/spark
 mount --bind "$NODE_SPARK_SOURCE" /mnt/spark
 mount -o remount,bind,ro /mnt/spark
-for d in $NODE_HIDDEN; do mount -t tmpfs -o size=6g,mode=1777 tmpfs "$d"; done
+printf '%s\n' "$NODE_HIDDEN" | while IFS= read -r d; do mount -t tmpfs -o size=6g,mode=1777 tmpfs "$d"; done
 mkdir -p /tmp/home /tmp/work
 printf '%s' "$NODE_PROPERTIES" > /mnt/worker.properties
 unset NODE_SPARK_SOURCE NODE_HIDDEN NODE_PROPERTIES
@@ -125,7 +141,7 @@ class ShareNothingCluster(StandaloneCluster):
     def _start_worker(self, i: int) -> None:
         with open(self.properties) as f:  # the driver's files are hidden from the node: its properties go inline
             properties = f.read()
-        env = dict(self.env(), NODE_SPARK_SOURCE=self.spark_home, NODE_HIDDEN=" ".join(HIDDEN), NODE_PROPERTIES=properties)
+        env = dict(self.env(), NODE_SPARK_SOURCE=self.spark_home, NODE_HIDDEN="\n".join(hidden_dirs()), NODE_PROPERTIES=properties)
         log = open(os.path.join(self.workdir, f"worker{i}.log"), "wb")
         cmd = [
             "unshare", "-m", "--propagation", "private", "sh", "-c", _WORKER, "node",

@@ -34,7 +34,7 @@ import pytest
 import tasks
 import test_yarn_recipe as recipe
 from conformance import ConformanceSuite
-from s3server import S3Server, s3_unavailable
+from s3server import s3_unavailable, serving
 from sharenothing import NODE_PYTHON, REPO, NodeEnvironment, ShareNothingCluster, make_workdir, unavailable
 
 import rxspark
@@ -78,15 +78,8 @@ def s3():
     why = s3_unavailable()
     if why:
         pytest.skip(why)
-    saved = {k: os.environ.get(k) for k in S3Server().env()}
-    with S3Server() as server:
-        os.environ.update(server.env())  # the driver writes the store too
+    with serving() as server:  # the driver writes the store too
         yield server
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 class Sessions:
@@ -158,16 +151,20 @@ def _where(_):
     import os
     import sys
 
-    return sys.executable, os.getcwd(), os.listdir("/work")
+    return sys.executable, os.getcwd(), os.listdir("/work"), os.listdir(REPO), os.path.exists(sys_executable)
+
+
+sys_executable = sys.executable
 
 
 def test_executors_run_the_shipped_environment_and_see_none_of_the_drivers_files(env_cc):
     out = rx_exec(_where, rx_elem_arg(range(4)), compute_context=env_cc)
-    for executable, cwd, work in out:
+    for executable, cwd, work, checkout, driver_python in out:
         assert executable == os.path.join(cwd, "environment", "bin", "python")
         assert os.path.realpath(executable) != os.path.realpath(sys.executable)
-        assert work == []  # /work (this checkout, its .venv) is an empty private tmpfs on the node
-    assert len({cwd for _, cwd, _ in out}) == 2  # two executors, each with its own unpacked copy
+        assert work == []  # /work (every checkout, its .venv) is an empty private tmpfs on the node
+        assert checkout == [] and not driver_python  # so is this checkout and its venv, wherever they are
+    assert len({cwd for _, cwd, *_ in out}) == 2  # two executors, each with its own unpacked copy
 
 
 def test_attaching_with_python_env_to_a_session_started_with_it(env_cc, archive):

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 
 import jobtasks
 import numpy as np
 import pytest
 from durable_driver import submit
 from helpers import python
-from s3server import S3Server, s3_unavailable
+from s3server import s3_unavailable, serving
 
 import rxspark
 from rxspark import RxJobError, rx_get_jobs, rx_resume_job, rx_share
@@ -25,17 +24,8 @@ def s3():
     why = s3_unavailable()
     if why:
         pytest.skip(why)
-    saved = {name: os.environ.get(name) for name in S3Server().env()}
-    with S3Server() as server:
-        os.environ.update(server.env())  # every process that reads the store (collectors, resumers) needs them
-        try:
-            yield server
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+    with serving() as server:  # every process that reads the store (collectors, resumers) needs its credentials
+        yield server
 
 
 def objects(uri):
