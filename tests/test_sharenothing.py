@@ -151,7 +151,10 @@ def _where(_):
     import os
     import sys
 
-    return sys.executable, os.getcwd(), os.listdir("/work"), os.listdir(REPO), os.path.exists(sys_executable)
+    def seen(path):
+        return os.listdir(path) if os.path.isdir(path) else []
+
+    return sys.executable, os.getcwd(), seen("/work"), seen(REPO), os.path.exists(sys_executable)
 
 
 sys_executable = sys.executable
