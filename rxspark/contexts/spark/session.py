@@ -434,6 +434,8 @@ def start(settings: SessionSettings) -> tuple[SparkSession, str]:
     if settings.app_name != "rxspark" or not conf.contains("spark.app.name"):
         conf.setAppName(settings.app_name)
     builder = SparkSession.builder.config(conf=conf)
+    if launching:  # recorded before the launch: a start that fails after it leaves them in the JVM too
+        _LAUNCHED.update(dict(conf.getAll()))
     started: dict[str, Any] = {}
 
     def run() -> None:
@@ -467,8 +469,6 @@ def start(settings: SessionSettings) -> tuple[SparkSession, str]:
             "Fix: run `rxspark doctor` to check Java, PySpark and the master."
         ) from exc
     session = started["session"]
-    if launching:
-        _LAUNCHED.update(dict(conf.getAll()))
     session.sparkContext.setLogLevel("ERROR")
     return session, master
 
