@@ -7,11 +7,13 @@ A per-task execution log (jobtasks.durable_task) proves that saved chunks do not
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 
 import jobtasks
 import pytest
@@ -334,3 +336,48 @@ def test_durable_and_detach_are_checked_before_anything_runs(share_dir):
         with ThreadPoolExecutor(1) as pool:
             rxspark.rx_exec(jobtasks.shout, 1, detach=True, wait=False, compute_context=rxspark.RxForeachDoPar(pool))
     assert not os.path.isdir(share_dir) or os.listdir(share_dir) == []
+
+
+def _wait_for_file(x, path):
+    import os
+    import time
+
+    while not os.path.exists(path):
+        time.sleep(0.02)
+    return x
+
+
+def test_a_job_ending_while_its_lease_is_renewed_gives_the_lease_up_and_keeps_durable(share_dir, tmp_path):
+    """The monitor renews the lease while the job's thread finishes: neither may see the other half done.
+
+    Seen in a full run (a long Connect job): the job gave its lease up between
+    the monitor's "is the lease still mine?" and its renewal, so the monitor
+    warned that another driver had taken the job over. The renewal is held
+    inside its read here until the job's thread has had its chance to finish.
+    """
+    go = tmp_path / "go"
+    job = rxspark.rx_exec(_wait_for_file, rxspark.rx_elem_arg([1, 2]), path=str(go), task_chunk_size=1,
+                          compute_context=rxspark.RxLocalSeq(), wait=False, durable=True, auto_cleanup=False)
+    durability = job._durability
+    eventually(lambda: durability.active, timeout=30)
+    checkpoints = durability.checkpoints
+    reading, release = threading.Event(), threading.Event()
+    owns = checkpoints.owns
+
+    def held_owns():
+        if not reading.is_set():  # the monitor's renewal; later reads (the job's release) pass
+            reading.set()
+            release.wait(30)
+        return owns()
+
+    checkpoints.owns = held_owns
+    durability._renewed = 0.0  # the monitor's next tick renews
+    assert reading.wait(30)
+    go.touch()  # the job's thread can finish now, while the renewal is held inside its read
+    with contextlib.suppress(TimeoutError):
+        job.wait_done(2)  # before the fix the job ended here, giving its lease up under the renewal
+    release.set()
+    assert job.result(timeout=30) == [1, 2]
+    assert durability.failed is None  # not "another driver took the job over"
+    assert checkpoints.read_lease()["token"] is None  # given up, not renewed after the job ended
+    assert rx_get_job_status(job.job_id) == "finished"

@@ -389,16 +389,26 @@ class Durability:
             self._saved.add(result.index)
 
     def tick(self, now: float) -> None:
-        """About once a second while the job runs: renew the lease."""
-        if self.active and not self._released and time.monotonic() - self._renewed >= LEASE_RENEW:
+        """About once a second while the job runs (in the monitor's thread): renew the lease.
+
+        Under the lock that :meth:`finish` takes: a job that ends meanwhile gives
+        its lease up after this renewal, never before it (which would read as a
+        lost lease, and leave a live lease behind a finished job).
+        """
+        if not self.active or self._released or time.monotonic() - self._renewed < LEASE_RENEW:
+            return
+        with self._lock:
+            if not self.active or self._released:
+                return
             self._renewed = time.monotonic()
             try:
-                if self.checkpoints.owns():
+                owned = self.checkpoints.owns()
+                if owned:
                     self.checkpoints.renew()
-                else:
-                    self._give_up("another driver took the job over (rx_resume_job); this one commits nothing more")
-            except Exception:  # noqa: BLE001, S110 - the next tick tries again
-                pass
+            except Exception:  # noqa: BLE001 - the next tick tries again
+                return
+        if not owned:
+            self._give_up("another driver took the job over (rx_resume_job); this one commits nothing more")
 
     def finish(self) -> None:
         """The job ended here: give the lease up (what was saved stays, for the record and collectors)."""
@@ -406,11 +416,11 @@ class Durability:
             if self._released:
                 return
             self._released = True
-        if self.active:
-            try:
-                self.checkpoints.release()
-            except Exception:  # noqa: BLE001, S110 - a stale lease only makes a resume wait for its staleness
-                pass
+            if self.active:
+                try:
+                    self.checkpoints.release()
+                except Exception:  # noqa: BLE001, S110 - a stale lease only makes a resume wait for its staleness
+                    pass
 
     def _give_up(self, why: str) -> None:
         self.active = False
