@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 
+from helpers import free_port
+
 
 def connect_unavailable() -> str | None:
     """Why a local Connect server cannot run here (None: it can)."""
@@ -44,19 +46,13 @@ def connect_unavailable() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class ConnectServer:
     def __init__(self, python: str | None = None, master: str = "local[2,4]", conf: dict[str, str] | None = None) -> None:
         import pyspark
 
         self.home = os.path.dirname(pyspark.__file__)
         self.dir = tempfile.mkdtemp(prefix="rxspark-connect-server-")
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"sc://127.0.0.1:{self.port}"
         self.python = python or sys.executable
         self.master = master

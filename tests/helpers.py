@@ -1,9 +1,10 @@
-"""Small helpers shared by the test modules: polling with a deadline, and the job tests' looks into a job store."""
+"""Small helpers shared by the test modules: polling with a deadline, a free loopback port, and the job tests' looks into a job store."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -17,6 +18,13 @@ TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
 SLOW_TASKS = 40  # x 0.5 s: a job that would take 20 s (10 s on two workers) if not canceled
 
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a server the tests start)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 def eventually(predicate, timeout=30.0, what="a condition", interval=0.02):
     """Poll ``predicate`` until it returns something true; fail after ``timeout`` seconds."""

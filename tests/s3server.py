@@ -27,13 +27,14 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 import uuid
+
+from helpers import free_port
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "rxspark-test",
@@ -49,17 +50,11 @@ def s3_unavailable() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class S3Server:
     """moto's S3 server on 127.0.0.1, with one bucket."""
 
     def __init__(self, bucket: str = "rxspark-test") -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.bucket = bucket
         self.endpoint = f"127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None

@@ -26,9 +26,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
-from standalone import StandaloneCluster, free_port
+from helpers import free_port
+from standalone import StandaloneCluster
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NODE_PYTHON = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
@@ -123,6 +123,9 @@ exec /mnt/spark/bin/spark-class "$@" --properties-file /mnt/worker.properties
 class ShareNothingCluster(StandaloneCluster):
     """A standalone master (an ordinary process) and workers in private mount namespaces."""
 
+    kind = "share-nothing cluster"
+    start_timeout = 120.0
+
     def __init__(self, workdir: str, workers: int = 2, cores: int = 1, memory: str = "1g") -> None:
         super().__init__(workdir, workers=workers, cores=cores, memory=memory, authenticate=True)
 
@@ -150,24 +153,6 @@ class ShareNothingCluster(StandaloneCluster):
             "--webui-port", str(free_port()), "--work-dir", "/tmp/work",
         ]
         self.processes.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
-
-    def __enter__(self) -> ShareNothingCluster:
-        os.makedirs(self.workdir, exist_ok=True)
-        with open(self.properties, "w") as f:
-            f.write("spark.authenticate true\nspark.worker.cleanup.enabled false\n")
-        self._start(
-            "master", "org.apache.spark.deploy.master.Master",
-            "--host", "127.0.0.1", "--port", str(self.port), "--webui-port", str(self.web_port),
-        )
-        for i in range(self.n_workers):
-            self._start_worker(i)
-        deadline = time.monotonic() + 120
-        while self.alive_workers() < self.n_workers:
-            if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
-                self.__exit__()
-                raise RuntimeError(f"share-nothing cluster did not start; logs in {self.workdir}")
-            time.sleep(0.3)
-        return self
 
 
 def make_workdir() -> str:

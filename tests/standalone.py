@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import time
 import urllib.request
-from contextlib import closing
 
 import pyspark
-
-
-def free_port() -> int:
-    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from helpers import free_port
 
 
 class StandaloneCluster:
+    kind = "standalone cluster"
+    start_timeout = 90.0  # seconds until every worker is ALIVE
+
     def __init__(self, workdir: str, workers: int = 2, cores: int = 1, memory: str = "1g", authenticate: bool = True):
         self.workdir = workdir
         self.n_workers = workers
@@ -71,18 +67,21 @@ class StandaloneCluster:
             "--host", "127.0.0.1", "--port", str(self.port), "--webui-port", str(self.web_port),
         )
         for i in range(self.n_workers):
-            self._start(
-                f"worker{i}", "org.apache.spark.deploy.worker.Worker", self.master,
-                "--host", "127.0.0.1", "--cores", str(self.cores), "--memory", self.memory,
-                "--webui-port", str(free_port()), "--work-dir", os.path.join(self.workdir, f"work{i}"),
-            )
-        deadline = time.monotonic() + 90
+            self._start_worker(i)
+        deadline = time.monotonic() + self.start_timeout
         while self.alive_workers() < self.n_workers:
             if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
                 self.__exit__()
-                raise RuntimeError(f"standalone cluster did not start; logs in {self.workdir}")
+                raise RuntimeError(f"{self.kind} did not start; logs in {self.workdir}")
             time.sleep(0.3)
         return self
+
+    def _start_worker(self, i: int) -> None:
+        self._start(
+            f"worker{i}", "org.apache.spark.deploy.worker.Worker", self.master,
+            "--host", "127.0.0.1", "--cores", str(self.cores), "--memory", self.memory,
+            "--webui-port", str(free_port()), "--work-dir", os.path.join(self.workdir, f"work{i}"),
+        )
 
     def __exit__(self, *exc: object) -> None:
         for p in self.processes:
